@@ -1,0 +1,49 @@
+# ragops.gpu_stack: the two commands a newcomer needs are `make setup` and `make test`;
+# `make demo` runs site.yml on a simulated 8x A100 node. See README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+BIN := $(VENV)/bin
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: help setup test lint sanity unit pytest sim sim-up sim-down demo bench changelog clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: ## .venv with the pinned toolchain, third-party collections, the collection self-link
+	@scripts/setup.sh
+
+test: ## everything CI runs: ansible-lint, ansible-test sanity, pytest (unit, simulator, modules, molecule, end to end)
+	@scripts/test.sh
+
+lint: ## ansible-lint, production profile
+	@$(BIN)/ansible-lint
+
+sanity: ## ansible-test sanity on the built collection
+	@scripts/sanity.sh
+
+unit: ## the fast tests only (no Docker)
+	@$(BIN)/pytest -q -m "not docker" tests
+
+sim: ## build the simulator (library, packages, repositories, images), reusing what is unchanged
+	@scripts/ensure-docker >/dev/null && scripts/gpu-sim build
+
+sim-up: ## boot N simulated nodes (default 1) and write inventories/sim
+	@scripts/ensure-docker >/dev/null && scripts/gpu-sim up --count $${N:-1} $${FIXTURE:+--fixture $$FIXTURE}
+
+sim-down: ## remove the simulated nodes and inventories/sim
+	@scripts/gpu-sim down
+
+demo: ## site.yml on one simulated 8x A100 node, then the health tables
+	@scripts/demo.sh
+
+bench: ## benchmarks/ (figures in the README)
+	@scripts/bench.sh
+
+changelog: ## release notes from changelogs/fragments
+	@$(BIN)/antsibull-changelog release
+
+clean: ## remove build outputs (not .venv)
+	rm -rf .build .cache/sanity sim/build reports
