@@ -1,0 +1,236 @@
+"""Simulated nodes: boot, tear down, inventory, fault injection."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import yaml
+
+from . import build, faults, fixtures
+from .util import ROOT, STATE, SimError, docker, log, wait_for, write_json
+
+NETWORK = "gpu-sim"
+REPO_CONTAINER = "gpu-sim-repo"
+REPO_PORT = int(os.environ.get("GPU_SIM_REPO_PORT", "18080"))
+APT_CACHE_VOLUME = "gpu-sim-apt-archives"
+LABEL = "io.ragops.gpu-sim"
+SIM_INVENTORY = ROOT / "inventories" / "sim"
+SOURCE_INVENTORY = ROOT / "inventories" / "a100"
+
+# Every capability but SYS_RESOURCE, which the sandboxes these tests run in do not grant (so
+# --privileged fails there); docker 20.10 also rejects BPF, PERFMON and CHECKPOINT_RESTORE by name.
+CAPABILITIES = (
+    "AUDIT_CONTROL", "AUDIT_READ", "AUDIT_WRITE", "BLOCK_SUSPEND", "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH",
+    "FOWNER", "FSETID", "IPC_LOCK", "IPC_OWNER", "KILL", "LEASE", "LINUX_IMMUTABLE", "MAC_ADMIN", "MAC_OVERRIDE",
+    "MKNOD", "NET_ADMIN", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_RAW", "SETFCAP", "SETGID", "SETPCAP", "SETUID",
+    "SYS_ADMIN", "SYS_BOOT", "SYS_CHROOT", "SYS_MODULE", "SYS_NICE", "SYS_PACCT", "SYS_PTRACE", "SYS_RAWIO",
+    "SYS_TIME", "SYS_TTY_CONFIG", "SYSLOG", "WAKE_ALARM",
+)
+
+HOST_PREFIX = {"a100-sxm4-80gb-x8": "gpu-a100", "a100-pcie-80gb-x8": "gpu-a100p", "h100-sxm5-80gb-x4": "gpu-h100"}
+
+
+def node_view(machine: dict) -> dict:
+    """A fixture as a node sees it: the kernel module and persistence follow the stand-in packages,
+    and container processes come from the container hook."""
+    view = json.loads(json.dumps(machine))
+    view["kernel_module"] = {"state_file": "/run/gpu-sim/nvidia.ko.version"}
+    view["runtime_processes_dir"] = "/run/gpu-sim/processes.d"
+    for gpu in view["gpus"]:
+        gpu["persistence_mode"] = "daemon"
+    return view
+
+
+def state_dir(name: str) -> Path:
+    return STATE / name
+
+
+def machine_path(name: str) -> Path:
+    return state_dir(name) / "machine.json"
+
+
+def nodes() -> list[str]:
+    out = docker("ps", "-a", "--filter", f"label={LABEL}.node", "--format", "{{.Names}}").stdout.split()
+    return sorted(out)
+
+
+def ensure_network() -> None:
+    if docker("network", "inspect", NETWORK, check=False).returncode != 0:
+        docker("network", "create", NETWORK)
+
+
+def ensure_repo_server(base_image: str) -> None:
+    """The HTTP server for the stand-in apt repositories and the model mirror."""
+    serve = str(build.BUILD / "repo")
+    proc = docker("inspect", "--format", "{{.State.Running}} {{index .Config.Labels \"" + LABEL + ".serve\"}} "
+                  "{{.Config.Image}}", REPO_CONTAINER, check=False)
+    if proc.returncode == 0:
+        running, served, image = (proc.stdout.split() + ["", "", ""])[:3]
+        if running == "true" and served == serve and image == base_image:
+            return
+        docker("rm", "-f", REPO_CONTAINER)
+    ensure_network()
+    docker("run", "-d", "--name", REPO_CONTAINER, "--network", NETWORK, "--network-alias", REPO_CONTAINER,
+           "--label", f"{LABEL}.serve={serve}", "--label", f"{LABEL}.repo=true", "--restart", "unless-stopped",
+           "-p", f"127.0.0.1:{REPO_PORT}:80", "-v", f"{serve}:/srv:ro", base_image,
+           "python3", "-m", "http.server", "80", "--directory", "/srv")
+    wait_for(lambda: docker("exec", REPO_CONTAINER, "python3", "-c",
+                            "import urllib.request;urllib.request.urlopen('http://127.0.0.1/')",
+                            check=False).returncode == 0, 30, what="the repository server")
+
+
+def run_args(name: str, image: str, privileged: bool) -> list[str]:
+    args = ["run", "-d", "--name", name, "--hostname", name, "--network", NETWORK,
+            "--label", f"{LABEL}.node=true", "--restart", "unless-stopped",
+            "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+            "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+            "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp:exec",
+            "-v", f"{name}-docker:/var/lib/docker", "-v", f"{APT_CACHE_VOLUME}:/var/cache/apt/archives",
+            "-v", f"{state_dir(name)}:/etc/gpu-sim"]
+    if privileged:
+        args.append("--privileged")
+    else:
+        for cap in CAPABILITIES:
+            args += ["--cap-add", cap]
+    return args + [image]
+
+
+def booted(name: str):
+    proc = docker("exec", name, "systemctl", "is-system-running", check=False)
+    state = proc.stdout.strip()
+    return state if state in ("running", "degraded") else None
+
+
+def up(count: int = 1, fixture: str = fixtures.DEFAULT, privileged: bool | None = None,
+       prefix: str | None = None, write_inventory: bool = True) -> dict:
+    info = build.build_all()
+    if privileged is None:
+        privileged = os.environ.get("GPU_SIM_PRIVILEGED") == "1"
+    ensure_network()
+    ensure_repo_server(info["base_image"])
+    machine = fixtures.load(fixture)
+    prefix = prefix or HOST_PREFIX.get(machine.get("machine"), "gpu-node")
+    names = [f"{prefix}-{i:02d}" for i in range(1, count + 1)]
+    timings = {}
+    for name in names:
+        if docker("inspect", name, check=False).returncode == 0:
+            docker("rm", "-f", name)
+            docker("volume", "rm", "-f", f"{name}-docker", check=False)
+        sdir = state_dir(name)
+        shutil.rmtree(sdir, ignore_errors=True)
+        sdir.mkdir(parents=True)
+        write_json(sdir / "machine.json", node_view(machine))
+        (sdir / "kernel-headers").write_text("present\n")
+        (sdir / "fixture").write_text(fixture + "\n")
+        t0 = time.monotonic()
+        docker(*run_args(name, info["node_image"], privileged))
+        state = wait_for(lambda n=name: booted(n), 90, interval=0.2, what=f"{name} to boot")
+        timings[name] = time.monotonic() - t0
+        log(f"{name}: booted ({state}) in {timings[name]:.1f}s [{machine['description']}]")
+    if write_inventory:
+        write_sim_inventory(info)
+    return {"nodes": names, "boot_seconds": timings, "build": info}
+
+
+def down() -> None:
+    names = nodes()
+    for name in names:
+        docker("rm", "-f", "-v", name, check=False)
+        docker("volume", "rm", "-f", f"{name}-docker", check=False)
+        shutil.rmtree(state_dir(name), ignore_errors=True)
+        log(f"{name}: removed")
+    docker("rm", "-f", REPO_CONTAINER, check=False)
+    docker("network", "rm", NETWORK, check=False)
+    if SIM_INVENTORY.exists():
+        shutil.rmtree(SIM_INVENTORY)
+        log(f"removed {SIM_INVENTORY.relative_to(ROOT)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# inventory
+
+
+def sim_vars(info: dict) -> dict:
+    """What differs between the simulated node and a real one: where packages, images and
+    models come from, and how a reboot is recognised. Everything else is inventories/a100."""
+    repo = info["repo"]
+    base = f"http://{REPO_CONTAINER}"
+    images = {}
+    for ref, meta in info["images"].items():
+        images[ref] = {"tarball": str(build.BUILD / "images" / meta["tarball"]), "sha256": meta["sha256"],
+                       "id": meta["id"]}
+    out = {
+        "ansible_connection": "community.docker.docker",
+        "ansible_user": "root",
+        "ansible_python_interpreter": "/usr/bin/python3",
+        "nvidia_driver_repo_url": f"{base}/{repo['cuda_repo']}/",
+        "nvidia_driver_repo_key_url": f"{base}/{repo['cuda_repo']}/gpu-sim-archive-key.asc",
+        "nvidia_driver_repo_key_fingerprint": repo["fingerprint"],
+        "nvidia_container_toolkit_repo_url": f"{base}/{repo['toolkit_repo']}/",
+        "nvidia_container_toolkit_repo_key_url": f"{base}/{repo['toolkit_repo']}/gpu-sim-archive-key.asc",
+        "nvidia_container_toolkit_repo_key_fingerprint": repo["fingerprint"],
+        # A container shares the host kernel's boot_id; the node writes a fresh one at each boot.
+        "nvidia_driver_reboot_boot_time_command": "cat /run/gpu-sim/boot_id",
+        "gpu_stack_image_sources": images,
+        "gpu_stack_model_mirror_url": f"http://127.0.0.1:{REPO_PORT}/models",
+    }
+    return out
+
+
+def write_sim_inventory(info: dict) -> Path:
+    names = nodes()
+    if SIM_INVENTORY.exists():
+        shutil.rmtree(SIM_INVENTORY)
+    gv = SIM_INVENTORY / "group_vars" / "gpu_nodes"
+    gv.mkdir(parents=True)
+    src = SOURCE_INVENTORY / "group_vars" / "gpu_nodes"
+    copied = []
+    if src.is_dir():
+        for f in sorted(src.glob("*.yml")):
+            text = f.read_text(encoding="utf-8")
+            header = f"# Generated by gpu-sim from {f.relative_to(ROOT)}; edit that file, not this copy.\n"
+            (gv / f.name).write_text(header + text, encoding="utf-8")
+            copied.append(f.name)
+    hosts = {name: {"ansible_host": name} for name in names}
+    (SIM_INVENTORY / "hosts.yml").write_text(
+        "# Generated by `gpu-sim up`: the simulated GPU nodes (docker connection). Removed by `gpu-sim down`.\n"
+        + yaml.safe_dump({"all": {"children": {"gpu_nodes": {"hosts": hosts}}}}, sort_keys=False),
+        encoding="utf-8")
+    (gv / "zz_sim.yml").write_text(
+        "# Generated by `gpu-sim up`: the simulated node's sources (local apt repositories, image tarballs,\n"
+        "# model mirror) and connection. Everything else comes from inventories/a100.\n"
+        + yaml.safe_dump(sim_vars(info), sort_keys=True), encoding="utf-8")
+    log(f"wrote {SIM_INVENTORY.relative_to(ROOT)} ({len(names)} host(s); copied {', '.join(copied) or 'no'} "
+        "group_vars from inventories/a100)")
+    return SIM_INVENTORY
+
+
+# ---------------------------------------------------------------------------------------------
+# faults
+
+
+def inject(name: str, kind: str, **kwargs) -> str:
+    path = machine_path(name)
+    if not path.is_file():
+        raise SimError(f"{name} is not a running simulated node (no {path}); see `gpu-sim status`")
+    machine = json.loads(path.read_text(encoding="utf-8"))
+    message = faults.apply(machine, kind, **kwargs)
+    write_json(path, machine)
+    return message
+
+
+def reset(name: str) -> None:
+    fixture = (state_dir(name) / "fixture").read_text().strip()
+    write_json(machine_path(name), node_view(fixtures.load(fixture)))
+
+
+def status() -> list[dict]:
+    out = []
+    for name in nodes():
+        running = docker("inspect", "--format", "{{.State.Status}}", name, check=False).stdout.strip()
+        fixture = (state_dir(name) / "fixture").read_text().strip() if (state_dir(name) / "fixture").exists() else "?"
+        out.append({"node": name, "state": running, "fixture": fixture})
+    return out

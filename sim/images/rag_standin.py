@@ -1,0 +1,195 @@
+#!/usr/bin/python3
+"""Stand-in RAG service (rag-whisper, rag-embedding-server, rag-llm-server, rag-dots-ocr,
+rag-llm-gptoss): a small HTTP server whose GET /health answers 200 only when the container is set
+up the way the real service needs it:
+
+  * the model is staged: $HF_HOME/hub/models--<org>--<name>/snapshots/<MODEL_REVISION> exists, is
+    readable and holds files (MODEL_ID / MODEL_NAME and MODEL_REVISION from the environment);
+  * the service runs offline: HF_HUB_OFFLINE=1;
+  * the GPUs it was given are usable (unless DEVICE=cpu): NVML inside the container (the driver
+    library the container toolkit injects) sees at least one GPU, CUDA_VISIBLE_DEVICES — when set —
+    names only ordinals below that count or visible UUIDs (inside a container the GPUs are numbered
+    from 0: the seed's `--gpus device=2,3 -e CUDA_VISIBLE_DEVICES=2,3` leaves no usable GPU), a
+    tensor-parallel size fits the visible GPUs, and on an NVSwitch machine the fabric manager has
+    initialised the fabric.
+
+The body says why when unhealthy. `rag_standin.py --probe` is the image's HEALTHCHECK command.
+"""
+import ctypes
+import json
+import os
+import sys
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+PORT = int(os.environ.get("PORT", "8000"))
+KIND = os.environ.get("RAG_SERVICE_KIND", "service")
+MACHINE_VIEW = "/etc/gpu-sim/machine.json"
+
+
+def nvml_count():
+    """(count, error) through libnvidia-ml.so.1, as CUDA would see the devices."""
+    try:
+        lib = ctypes.CDLL("libnvidia-ml.so.1")
+    except OSError:
+        return 0, "libnvidia-ml.so.1 is not available in the container (no GPU was requested, or the " \
+                  "NVIDIA container toolkit is not configured)"
+    lib.nvmlErrorString.restype = ctypes.c_char_p
+    rc = lib.nvmlInit_v2()
+    if rc != 0:
+        return 0, "nvmlInit failed: %s" % lib.nvmlErrorString(rc).decode()
+    n = ctypes.c_uint()
+    rc = lib.nvmlDeviceGetCount_v2(ctypes.byref(n))
+    uuids = []
+    for i in range(n.value if rc == 0 else 0):
+        h = ctypes.c_void_p()
+        buf = ctypes.create_string_buffer(96)
+        if lib.nvmlDeviceGetHandleByIndex_v2(ctypes.c_uint(i), ctypes.byref(h)) == 0 and \
+                lib.nvmlDeviceGetUUID(h, buf, ctypes.c_uint(96)) == 0:
+            uuids.append(buf.value.decode())
+    lib.nvmlShutdown()
+    if rc != 0:
+        return 0, "nvmlDeviceGetCount failed: %s" % lib.nvmlErrorString(rc).decode()
+    return uuids, None
+
+
+def gpu_problems(env):
+    problems = []
+    if env.get("DEVICE", "").lower() == "cpu":
+        return problems, {"device": "cpu"}
+    visible, err = nvml_count()
+    info = {"nvidia_visible_devices": env.get("NVIDIA_VISIBLE_DEVICES"), "gpus_visible": visible or []}
+    if err:
+        return [err], info
+    if not visible:
+        return ["no GPU is visible in the container"], info
+    cvd = env.get("CUDA_VISIBLE_DEVICES")
+    usable = len(visible)
+    if cvd is not None:
+        tokens = [t.strip() for t in cvd.split(",") if t.strip()]
+        if not tokens:
+            return ["CUDA_VISIBLE_DEVICES is empty: CUDA sees no GPU"], info
+        good = 0
+        for t in tokens:
+            if t.isdigit():
+                if int(t) < len(visible):
+                    good += 1
+                else:
+                    problems.append(
+                        "CUDA_VISIBLE_DEVICES=%s names ordinal %s, but the container sees %d GPU(s) numbered 0-%d "
+                        "(inside a container GPUs are renumbered from 0; use container-local ordinals or drop it)"
+                        % (cvd, t, len(visible), len(visible) - 1))
+                    break  # CUDA stops at the first invalid ordinal
+            elif t in visible:
+                good += 1
+            else:
+                problems.append("CUDA_VISIBLE_DEVICES=%s names %s, which is not visible in the container" % (cvd, t))
+                break
+        usable = good
+        if usable == 0 and not problems:
+            problems.append("CUDA_VISIBLE_DEVICES=%s leaves no usable GPU" % cvd)
+    info["gpus_usable"] = usable
+    tp = env.get("TENSOR_PARALLEL_SIZE")
+    if tp and tp.isdigit() and int(tp) > usable and usable > 0:
+        problems.append("TENSOR_PARALLEL_SIZE=%s but only %d GPU(s) are usable" % (tp, usable))
+    try:
+        with open(MACHINE_VIEW, encoding="utf-8") as fh:
+            fabric = json.load(fh).get("fabric", {})
+    except (OSError, ValueError):
+        fabric = {}
+    if fabric.get("required") and fabric.get("state") != "completed":
+        problems.append("the NVSwitch fabric is not initialised (nvidia-fabricmanager is not running): "
+                        "CUDA fails with 'system not yet initialized'")
+    return problems, info
+
+
+def model_problems(env):
+    repo = env.get("MODEL_ID") or env.get("MODEL_NAME")
+    revision = env.get("MODEL_REVISION")
+    if not repo:
+        return [], {}
+    home = env.get("HF_HOME", os.path.expanduser("~/.cache/huggingface"))
+    base = os.path.join(env.get("HF_HUB_CACHE", os.path.join(home, "hub")), "models--" + repo.replace("/", "--"))
+    info = {"model": repo, "revision": revision, "cache": base}
+    if not os.path.isdir(base):
+        return ["model %s is not staged: %s does not exist (mount the model cache read-only and set HF_HOME)"
+                % (repo, base)], info
+    if not revision:
+        ref = os.path.join(base, "refs", "main")
+        try:
+            with open(ref, encoding="utf-8") as fh:
+                revision = fh.read().strip()
+        except OSError:
+            return ["model %s: no MODEL_REVISION and no refs/main in the cache" % repo], info
+    snap = os.path.join(base, "snapshots", revision)
+    if not os.path.isdir(snap):
+        return ["model %s revision %s is not staged (%s missing)" % (repo, revision, snap)], info
+    files = []
+    for root, _dirs, names in os.walk(snap):
+        for name in names:
+            path = os.path.join(root, name)
+            try:
+                with open(path, "rb") as fh:
+                    fh.read(1)
+            except OSError as exc:
+                return ["model file %s is not readable: %s" % (path, exc)], info
+            files.append(path)
+    if not files:
+        return ["model %s revision %s has no files" % (repo, revision)], info
+    info["files"] = len(files)
+    return [], info
+
+
+def health():
+    env = dict(os.environ)
+    problems = []
+    if env.get("HF_HUB_OFFLINE") != "1":
+        problems.append("HF_HUB_OFFLINE is not 1: the service would try to reach the Hugging Face Hub")
+    mp, minfo = model_problems(env)
+    gp, ginfo = gpu_problems(env)
+    problems += mp + gp
+    body = {"service": KIND, "status": "unhealthy" if problems else "ok", "reasons": problems}
+    body.update(minfo)
+    body.update(ginfo)
+    return (503 if problems else 200), body
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "rag-standin/1.0"
+
+    def _send(self, code, body):
+        data = (json.dumps(body, indent=1) + "\n").encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):  # noqa: N802 (http.server API)
+        if self.path.rstrip("/") in ("/health", "/healthz", "/v1/health"):
+            self._send(*health())
+        elif self.path == "/":
+            self._send(200, {"service": KIND, "endpoints": ["/health"]})
+        else:
+            self._send(404, {"error": "not found"})
+
+    def log_message(self, fmt, *args):
+        sys.stderr.write("%s %s\n" % (self.address_string(), fmt % args))
+
+
+def probe():
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/health" % PORT, timeout=5) as resp:
+            return 0 if resp.status == 200 else 1
+    except Exception as exc:  # noqa: BLE001 (any failure is unhealthy)
+        print(exc)
+        return 1
+
+
+if __name__ == "__main__":
+    if "--probe" in sys.argv:
+        sys.exit(probe())
+    code, body = health()
+    print("starting %s on :%d, initial health %d: %s" % (KIND, PORT, code, "; ".join(body["reasons"]) or "ok"),
+          flush=True)
+    ThreadingHTTPServer(("0.0.0.0", PORT), Handler).serve_forever()
