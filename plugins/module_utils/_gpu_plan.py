@@ -1,0 +1,343 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) ragops.gpu_stack contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Engine of ragops.gpu_stack.gpu_plan (private): the inventory's service map + live gpu_info ->
+the resolved, validated allocation plan, or every reason it cannot be deployed.
+
+Pure functions over plain data; unit-tested directly. Nothing here touches the host.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._service_map import (
+    ServiceMapError, parse_size, validate_services)
+
+PLAN_VERSION = 1
+CONTAINER_MODELS_PATH = "/models"
+LABEL_PREFIX = "io.ragops.gpu-stack."
+
+
+class PlanError(ServiceMapError):
+    """The map cannot be deployed on this host. ``errors`` has one message per problem."""
+
+
+def _fmt_gpus(gpus):
+    return "[%s]" % ", ".join(str(g) for g in gpus)
+
+
+def _gpu_label(gpu):
+    return "GPU %d (%s)" % (gpu["index"], gpu["uuid"])
+
+
+def _ranges(indices):
+    """[5, 6, 7] -> '5-7'; [2, 3] -> '2-3'; [0] -> '0'; [0, 4] -> '0, 4'."""
+    indices = sorted(indices)
+    if not indices:
+        return "-"
+    if indices == list(range(indices[0], indices[-1] + 1)) and len(indices) > 1:
+        return "%d-%d" % (indices[0], indices[-1])
+    return ", ".join(str(i) for i in indices)
+
+
+def _host_gpus(gpu_info):
+    """index -> gpu dict, uuid -> gpu dict, from gpu_info's result."""
+    by_index, by_uuid = {}, {}
+    for g in (gpu_info or {}).get("gpus", []):
+        by_index[g["index"]] = g
+        if g.get("uuid"):
+            by_uuid[g["uuid"]] = g
+    return by_index, by_uuid
+
+
+def _resolve_gpus(svc, by_index, by_uuid, errors, gpu_count):
+    """The service's GPU entries resolved to {index, uuid, name, memory_total_mib, ...}."""
+    resolved = []
+    for ref in svc["gpus"]:
+        if isinstance(ref, int):
+            gpu = by_index.get(ref)
+            if gpu is None:
+                errors.append("service '%s': GPU %d does not exist on this host (it has GPUs 0-%d); use one of "
+                              "those indices" % (svc["name"], ref, gpu_count - 1))
+                continue
+        else:
+            gpu = by_uuid.get(ref)
+            if gpu is None:
+                known = ", ".join("%d=%s" % (g["index"], g["uuid"]) for g in sorted(by_uuid.values(),
+                                                                                    key=lambda g: g["index"]))
+                errors.append("service '%s': GPU %s is not on this host (a replaced board has a new UUID); "
+                              "pin one of: %s" % (svc["name"], ref, known or "none visible"))
+                continue
+        if "error" in gpu or not gpu.get("uuid"):
+            errors.append("service '%s': GPU %d is unusable (NVML: %s); move the service to a healthy GPU, e.g. a "
+                          "reserved one with tier: secondary, or replace the board"
+                          % (svc["name"], gpu["index"], gpu.get("error", "no UUID")))
+            continue
+        if gpu.get("status") == "fail":
+            errors.append("service '%s': GPU %d (%s) is unhealthy: %s; move the service to a healthy GPU or fix "
+                          "the GPU first" % (svc["name"], gpu["index"], gpu["uuid"], "; ".join(gpu.get("reasons", []))))
+            continue
+        resolved.append(gpu)
+    return resolved
+
+
+def _cuda_visible(svc, resolved, warnings, errors):
+    """The container's CUDA_VISIBLE_DEVICES: container-local ordinals, or omitted."""
+    n = len(resolved)
+    env = svc["env"]
+    given = env.get("CUDA_VISIBLE_DEVICES")
+    host_indices = [g["index"] for g in resolved]
+    ordinals = ",".join(str(i) for i in range(n))
+    if given is not None:
+        tokens = [t.strip() for t in given.split(",") if t.strip()]
+        uuids = [g["uuid"] for g in resolved]
+        if all(t.isdigit() for t in tokens) and tokens:
+            values = [int(t) for t in tokens]
+            if values != list(range(n)):
+                action = "dropped it" if svc["cuda_visible_devices"] == "omit" else "rewrote it to %s" % ordinals
+                if sorted(values) == sorted(host_indices):
+                    why = "names host GPU indices"
+                else:
+                    why = "names ordinals the container does not have"
+                warnings.append("service '%s': CUDA_VISIBLE_DEVICES=%s %s; inside the container its GPUs %s are "
+                                "numbered %s, so %s" % (svc["name"], given, why, _fmt_gpus(host_indices), ordinals,
+                                                        action))
+        elif tokens and all(t in uuids for t in tokens):
+            pass  # UUIDs of its own GPUs: valid inside the container
+        else:
+            errors.append("service '%s': CUDA_VISIBLE_DEVICES=%s is neither ordinals nor the UUIDs of its GPUs %s; "
+                          "remove it from env (the plan sets it)" % (svc["name"], given, _fmt_gpus(host_indices)))
+    if svc["cuda_visible_devices"] == "omit":
+        return None
+    return ordinals
+
+
+def _check_static(svc, reserved, errors):
+    if svc["device"] == "cpu":
+        return
+    gpus = svc["gpus"]
+    if svc["tensor_parallel"] != len(gpus):
+        fix = ("add a GPU or set tensor_parallel: %d" % len(gpus)) if svc["tensor_parallel"] > len(gpus) else \
+            ("set tensor_parallel: %d or remove GPUs" % len(gpus))
+        errors.append("service '%s': tensor_parallel %d needs %d GPUs, got %s; %s"
+                      % (svc["name"], svc["tensor_parallel"], svc["tensor_parallel"], _fmt_gpus(gpus), fix))
+    if svc["tier"] == "primary":
+        on_reserved = [g for g in gpus if isinstance(g, int) and g in reserved]
+        if on_reserved:
+            errors.append("service '%s': GPU %s is reserved (gpu_stack_reserved_gpus: %s); use an unreserved GPU, "
+                          "or mark the service tier: secondary (scaling / failover)"
+                          % (svc["name"], _ranges(on_reserved), _fmt_gpus(sorted(reserved))))
+
+
+def _check_topology(svc, resolved, errors, nvswitch):
+    if len(resolved) < 2:
+        return
+    for i, a in enumerate(resolved):
+        for b in resolved[i + 1:]:
+            if b["index"] not in (a.get("nvlink_peers") or []):
+                pairs = sorted(set(tuple(sorted((g["index"], p))) for g in resolved for p in g.get("nvlink_peers", [])))
+                hint = "GPUs joined by NVLink here: %s" % (", ".join("%d-%d" % p for p in pairs) or "none") \
+                    if not nvswitch else "an NVLink link is down"
+                errors.append("service '%s': tensor-parallel GPUs %d and %d have no NVLink path between them (%s); "
+                              "choose GPUs with an NVLink path between every pair, or set tensor_parallel: 1"
+                              % (svc["name"], a["index"], b["index"], hint))
+
+
+def _container_env(svc, resolved, cvd):
+    env = dict(svc["env"])
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    env.pop("NVIDIA_VISIBLE_DEVICES", None)
+    if svc["device"] == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""
+        env["NVIDIA_VISIBLE_DEVICES"] = "void"
+        env["DEVICE"] = env.get("DEVICE", "cpu")
+    else:
+        env["NVIDIA_VISIBLE_DEVICES"] = ",".join(g["uuid"] for g in resolved)
+        env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+        if cvd is not None:
+            env["CUDA_VISIBLE_DEVICES"] = cvd
+    model = svc["model"]
+    env.setdefault("HF_HOME", CONTAINER_MODELS_PATH)
+    env["MODEL_ID"] = model["repo_id"]
+    env["MODEL_REVISION"] = model["revision"]
+    return env
+
+
+def _digest(data):
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
+
+
+def build_plan(services, gpu_info=None, overrides=None, common_env=None, bind_address="127.0.0.1",
+               reserved_gpus=None, memory_limit_pct=90, expected_gpus=None, models_root="/opt/models/hf"):
+    """Validate and resolve. Returns {'plan': ..., 'warnings': [...], 'table': ...}; raises PlanError."""
+    errors, warnings = [], []
+    try:
+        normalised = validate_services(services, overrides, common_env, bind_address)
+    except ServiceMapError as exc:
+        raise PlanError(exc.errors)
+    reserved = set(reserved_gpus or [])
+    active = [s for s in normalised if s["enabled"]]
+    for svc in active:
+        _check_static(svc, reserved, errors)
+
+    live = gpu_info is not None and gpu_info.get("driver_state", "ok") == "ok" and gpu_info.get("gpus") is not None
+    by_index, by_uuid = _host_gpus(gpu_info) if live else ({}, {})
+    gpu_count = (gpu_info or {}).get("gpu_count", 0)
+    if live and expected_gpus:
+        want_count = expected_gpus.get("count")
+        want_name = expected_gpus.get("name")
+        names = sorted(set(g.get("name") for g in by_index.values() if g.get("name")))
+        if want_count is not None and gpu_count != want_count:
+            found = ", ".join(names) or "-"
+            errors.append("host: NVML sees %d GPU(s) (%s), the map expects %d (gpu_stack_expected_gpus); a GPU may be "
+                          "lost or this inventory is for another machine" % (gpu_count, found, want_count))
+        if want_name and names and names != [want_name]:
+            errors.append("host: GPUs are %s, the map expects %s (gpu_stack_expected_gpus.name); use the inventory "
+                          "made for this machine" % (", ".join(names), want_name))
+        if expected_gpus.get("nvswitch") and not gpu_info.get("nvswitch"):
+            errors.append("host: no NVSwitch found, the map expects an NVSwitch system (gpu_stack_expected_gpus."
+                          "nvswitch); the fabric manager and the tensor-parallel layout assume one")
+
+    resolved_services = []
+    usage = {}  # index -> [(service, vram_gb, shares)]
+    for svc in active:
+        entry = {"name": svc["name"], "container_name": svc["container_name"], "image": svc["image"],
+                 "device": svc["device"], "tier": svc["tier"]}
+        resolved = []
+        cvd = None
+        if svc["device"] == "gpu":
+            if live:
+                resolved = _resolve_gpus(svc, by_index, by_uuid, errors, gpu_count)
+                if len(resolved) == len(svc["gpus"]):
+                    if svc["tier"] == "primary":
+                        on_reserved = [g["index"] for g in resolved if g["index"] in reserved
+                                       and g["uuid"] in svc["gpus"]]
+                        if on_reserved:
+                            errors.append("service '%s': GPU %s is reserved (gpu_stack_reserved_gpus: %s); use an "
+                                          "unreserved GPU, or mark the service tier: secondary"
+                                          % (svc["name"], _ranges(on_reserved), _fmt_gpus(sorted(reserved))))
+                    _check_topology(svc, resolved, errors, gpu_info.get("nvswitch", False))
+                for g in resolved:
+                    usage.setdefault(g["index"], []).append(
+                        (svc, float(svc["vram_estimate_gb"]) / max(len(svc["gpus"]), 1)))
+                for g in (g for g in resolved if g.get("status") == "warn"):
+                    warnings.append("service '%s': GPU %d is in warning state: %s"
+                                    % (svc["name"], g["index"], "; ".join(g.get("reasons", []))))
+            cvd = _cuda_visible(svc, resolved if live else [{"index": i, "uuid": None} for i in svc["gpus"]],
+                                warnings, errors)
+        entry["gpus"] = [{"index": g["index"], "uuid": g["uuid"], "name": g.get("name"),
+                          "pci_bus_id": g.get("pci_bus_id")} for g in resolved]
+        entry["gpu_uuids"] = [g["uuid"] for g in resolved]
+        entry["env"] = _container_env(svc, resolved, cvd) if (live or svc["device"] == "cpu") else None
+        entry["ports"] = [{"host_ip": svc["bind_address"], "host_port": svc["port"],
+                           "container_port": svc["container_port"]}]
+        entry["port"] = svc["port"]
+        entry["health_url"] = "http://%s:%d%s" % ("127.0.0.1" if svc["bind_address"] in ("0.0.0.0", "127.0.0.1")
+                                                  else svc["bind_address"], svc["port"], svc["health_path"])
+        entry["health_path"] = svc["health_path"]
+        entry["volumes"] = ["%s:%s:ro" % (models_root, CONTAINER_MODELS_PATH)] + svc["volumes"]
+        entry["shm_size"] = svc["shm_size"]
+        entry["shm_size_bytes"] = parse_size(svc["shm_size"]) if svc["shm_size"] else None
+        entry["ipc"] = svc["ipc"]
+        entry["ulimits"] = svc["ulimits"]
+        entry["healthcheck"] = svc["healthcheck"]
+        entry["command"] = svc["command"]
+        entry["user"] = svc["user"]
+        entry["model"] = {"repo_id": svc["model"]["repo_id"], "revision": svc["model"]["revision"]}
+        entry["model_spec"] = svc["model"]
+        entry["vram_estimate_gb"] = svc["vram_estimate_gb"]
+        entry["precision"] = svc["precision"]
+        entry["tensor_parallel"] = svc["tensor_parallel"]
+        entry["purpose"] = svc["purpose"]
+        resolved_services.append(entry)
+
+    # One GPU, one service -- unless every service on it opts in and the VRAM fits.
+    for index in sorted(usage):
+        users = usage[index]
+        gpu = by_index[index]
+        total_gb = gpu["memory"]["total_mib"] / 1024.0
+        limit_gb = total_gb * memory_limit_pct / 100.0
+        if len(users) > 1 and not all(s["share_gpus"] for s, _v in users):
+            names = " and ".join("'%s'" % s["name"] for s, _v in users)
+            errors.append("services %s both use %s; give each its own GPU, or set share_gpus: true on all of them "
+                          "when their VRAM estimates fit" % (names, _gpu_label(gpu)))
+        used = sum(v for _s, v in users)
+        if used > limit_gb + 1e-9:
+            parts = ", ".join("%s %.1f GB" % (s["name"], v) for s, v in users)
+            errors.append("%s: VRAM estimates %.1f GB (%s) exceed the limit %.1f GB (%d%% of %.0f GB); lower the "
+                          "estimates, move a service, or raise gpu_stack_gpu_memory_limit_pct"
+                          % (_gpu_label(gpu), used, parts, limit_gb, memory_limit_pct, total_gb))
+    if errors:
+        raise PlanError(errors)
+
+    for entry in resolved_services:
+        entry["config_hash"] = _digest({k: v for k, v in entry.items() if k not in ("model_spec",)})
+        entry["labels"] = {
+            LABEL_PREFIX + "service": entry["name"],
+            LABEL_PREFIX + "gpu-uuids": ",".join(entry["gpu_uuids"]),
+            LABEL_PREFIX + "config-hash": entry["config_hash"],
+            LABEL_PREFIX + "model": entry["model"]["repo_id"],
+            LABEL_PREFIX + "model-revision": entry["model"]["revision"],
+        }
+    plan = {
+        "version": PLAN_VERSION,
+        "resolved": live,
+        "services": resolved_services,
+        "reserved_gpus": sorted(reserved),
+        "memory_limit_pct": memory_limit_pct,
+        "gpus": _gpu_table(resolved_services, by_index, reserved, normalised) if live else [],
+    }
+    plan["hash"] = _digest({"services": [{k: v for k, v in s.items() if k != "model_spec"} for s in resolved_services],
+                            "reserved": plan["reserved_gpus"]})
+    for entry in resolved_services:
+        entry["labels"][LABEL_PREFIX + "plan-hash"] = plan["hash"]
+    return {"plan": plan, "warnings": warnings, "table": allocation_table(normalised, reserved, by_index)}
+
+
+def _gpu_table(services, by_index, reserved, normalised):
+    rows = []
+    owners = {}
+    for s in services:
+        for g in s["gpus"]:
+            owners.setdefault(g["index"], []).append(s["name"])
+    for index in sorted(by_index):
+        g = by_index[index]
+        rows.append({"index": index, "uuid": g.get("uuid"), "services": owners.get(index, []),
+                     "reserved": index in reserved, "status": g.get("status")})
+    return rows
+
+
+def allocation_table(normalised, reserved, by_index=None):
+    """The seed's GPU Distribution Map, from the data: GPU | Service | VRAM Usage | Model | Purpose."""
+    lines = ["| GPU ID | Service | VRAM Usage | Model | Purpose |", "|--------|---------|------------|-------|---------|"]
+    rows = []
+    for svc in normalised:
+        if not svc["enabled"] or svc["device"] != "gpu":
+            continue
+        idx = [g for g in svc["gpus"] if isinstance(g, int)]
+        key = min(idx) if idx else 999
+        label = _ranges(idx) if idx else ", ".join(str(g) for g in svc["gpus"])
+        vram = svc["vram_estimate_gb"]
+        rows.append((key, "| %s | %s | ~%sGB | %s | %s |" % (
+            label, svc["name"].upper() if len(svc["name"]) <= 3 else svc["name"].capitalize(),
+            int(vram) if float(vram).is_integer() else vram, svc["model"]["repo_id"], svc["purpose"] or "-")))
+    if reserved:
+        per_gpu = None
+        if by_index:
+            totals = [by_index[i]["memory"]["total_mib"] for i in reserved if i in by_index and "memory" in by_index[i]]
+            per_gpu = totals[0] / 1024.0 if totals else None
+        vram = "~%dGB" % int(per_gpu * len(reserved)) if per_gpu else "-"
+        rows.append((min(reserved), "| %s | Reserved | %s | - | Scaling and additional services |"
+                     % (_ranges(reserved), vram)))
+    lines += [r for _k, r in sorted(rows)]
+    return "\n".join(lines)
+
+
+def render_allocation_table(services, overrides=None, common_env=None, reserved_gpus=None, gpu_memory_gb=80):
+    """The table without a live host (README, docs): reserved VRAM from a nominal GPU size."""
+    normalised = validate_services(services, overrides, common_env)
+    fake = dict((i, {"memory": {"total_mib": int(gpu_memory_gb * 1024)}}) for i in (reserved_gpus or []))
+    return allocation_table(normalised, set(reserved_gpus or []), fake)

@@ -1,0 +1,420 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) ragops.gpu_stack contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The inventory's service map: its schema, defaults and validation.
+
+Private to the collection. This is the single definition of what a service entry in
+``gpu_stack_services`` may hold; gpu_plan validates with it, the roles read the normalised result,
+and docs/inventory-schema.md is generated from FIELDS (a unit test keeps the two in sync).
+
+Every error names the service, the field, the value and the fix, e.g.::
+
+    service 'llm': field 'gpus': element 'two' is neither a GPU index (int) nor a GPU UUID
+    (GPU-...); write e.g. gpus: [2, 3]
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+CONTAINER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+UUID_RE = re.compile(r"^GPU-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+REVISION_RE = re.compile(r"^[0-9a-f]{40}$")
+REPO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+SIZE_RE = re.compile(r"^[0-9]+[bkmg]?$", re.IGNORECASE)
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+IMAGE_ID_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+PRECISIONS = ("fp16", "bf16", "fp32", "int8", "int4")
+DEVICES = ("gpu", "cpu")
+TIERS = ("primary", "secondary")
+
+DEFAULT_HEALTHCHECK = {"interval": 30, "timeout": 10, "retries": 3, "start_period": 60}
+
+
+class ServiceMapError(ValueError):
+    """A service map that cannot be deployed. ``errors`` holds one message per problem."""
+
+    def __init__(self, errors):
+        self.errors = list(errors)
+        super(ServiceMapError, self).__init__("; ".join(self.errors))
+
+
+class Field(object):
+    """One key of a service entry."""
+
+    def __init__(self, name, kind, doc, required=False, default=None, example=None):
+        self.name = name
+        self.kind = kind
+        self.doc = doc
+        self.required = required
+        self.default = default
+        self.example = example
+
+
+# Order is the order of the generated documentation.
+FIELDS = (
+    Field("name", "str", "Service name, unique on the host; `[a-z][a-z0-9_-]*`. Other settings refer to it "
+          "(`gpu_stack_service_overrides`, health tables, drift findings).", required=True, example="llm"),
+    Field("image", "str", "Image reference with a version tag or an `@sha256:` digest. `:latest` and untagged "
+          "references are refused: a deployment must be repeatable.", required=True, example="rag-llm-server:1.4.2"),
+    Field("container_name", "str", "Container name on the host. Defaults to `rag-<name>`.", example="rag-llm-server"),
+    Field("gpus", "list", "Host GPUs as indices (int) or UUIDs (`GPU-...`). The plan resolves indices to UUIDs "
+          "and the container is pinned by UUID. Empty only when `device: cpu`.", required=True, example=[2, 3]),
+    Field("port", "int", "Host port of the service's HTTP API (1-65535), unique on the host.", required=True,
+          example=8003),
+    Field("container_port", "int", "Port the service listens on inside the container.", default=8000),
+    Field("bind_address", "str", "Host address the port is published on. Defaults to `gpu_stack_bind_address` "
+          "(127.0.0.1: services are reached through a proxy on the host, not directly)."),
+    Field("health_path", "str", "HTTP path answering 200 when the service is ready.", default="/health"),
+    Field("model", "dict", "The model the service loads, staged offline before the container starts: "
+          "`repo_id` (Hugging Face `org/name`), `revision` (40-hex commit), optional `files` "
+          "(list of `{path, size, sha256}`), `allow_patterns`, `require_safetensors` and `source`. "
+          "See the model manifest section.", required=True,
+          example={"repo_id": "microsoft/DialoGPT-medium", "revision": "<40-hex commit>"}),
+    Field("vram_estimate_gb", "float", "Expected VRAM use in GB across all of the service's GPUs; the plan checks "
+          "that estimates on each GPU stay under the per-GPU limit.", required=True, example=120),
+    Field("precision", "str", "Model precision: one of " + ", ".join(PRECISIONS) + ".", default="fp16"),
+    Field("tensor_parallel", "int", "Tensor-parallel size; must equal the number of GPUs, and those GPUs need an "
+          "NVLink path between every pair.", default=1),
+    Field("shm_size", "str", "Shared memory for the container (`32g`, `512m`); needed by NCCL for tensor "
+          "parallelism.", example="32g"),
+    Field("ipc", "str", "IPC mode (`private`, `shareable`, `host`). Defaults to the engine's default."),
+    Field("ulimits", "dict", "Resource limits, e.g. `{memlock: -1, stack: 67108864}`.", default={}),
+    Field("env", "dict", "Service environment. Values are strings. `CUDA_VISIBLE_DEVICES` is managed by the plan "
+          "(see `cuda_visible_devices`); `gpu_stack_common_env` is added under it.", default={}),
+    Field("cuda_visible_devices", "str", "How the plan sets `CUDA_VISIBLE_DEVICES` in the container: `ordinals` "
+          "(container-local `0,1,...`, the default) or `omit`. Host indices are never passed: inside a container the "
+          "GPUs are renumbered from 0.", default="ordinals"),
+    Field("share_gpus", "bool", "Allow this service to share its GPUs with other services that also set it, when "
+          "the VRAM estimates fit.", default=False),
+    Field("tier", "str", "`primary`, or `secondary` for scaling and failover instances, the only kind allowed on "
+          "reserved GPUs.", default="primary"),
+    Field("device", "str", "`gpu`, or `cpu` for the CPU fallback mode (no GPUs, `DEVICE=cpu`).", default="gpu"),
+    Field("enabled", "bool", "Deploy this service. `false` keeps the entry in the map, validated but not planned: "
+          "no GPUs allocated, no container (an existing one is removed).", default=True),
+    Field("healthcheck", "dict", "Docker healthcheck timing in seconds: `interval`, `timeout`, `retries`, "
+          "`start_period`.", default=dict(DEFAULT_HEALTHCHECK)),
+    Field("command", "list", "Arguments passed to the image's entrypoint."),
+    Field("user", "str", "User (uid[:gid]) the service runs as."),
+    Field("volumes", "list", "Extra bind mounts `host:container[:ro|rw]`, in addition to the model cache that is "
+          "always mounted read-only.", default=[]),
+    Field("purpose", "str", "One line for the allocation table.", default=""),
+)
+FIELD_NAMES = tuple(f.name for f in FIELDS)
+
+MODEL_KEYS = ("repo_id", "revision", "files", "allow_patterns", "require_safetensors", "source")
+HEALTHCHECK_KEYS = tuple(DEFAULT_HEALTHCHECK)
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return (_is_int(value) or isinstance(value, float)) and not isinstance(value, bool)
+
+
+def parse_size(value):
+    """'32g' -> bytes. Docker's units: b, k, m, g (powers of 1024)."""
+    text = str(value).strip().lower()
+    if not SIZE_RE.match(text):
+        raise ValueError(value)
+    mult = {"b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
+    if text[-1] in mult:
+        return int(text[:-1]) * mult[text[-1]]
+    return int(text)
+
+
+def deep_merge(base, override):
+    """Recursive dict merge: override wins, nested dicts merge, lists are replaced."""
+    out = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+class _Checker(object):
+    def __init__(self):
+        self.errors = []
+
+    def err(self, service, field, message):
+        self.errors.append("service '%s': field '%s': %s" % (service, field, message))
+
+
+def _check_model(chk, name, model):
+    if not isinstance(model, dict):
+        chk.err(name, "model", "must be a mapping with repo_id and revision, got %r" % (model,))
+        return
+    for key in model:
+        if key not in MODEL_KEYS:
+            chk.err(name, "model.%s" % key, "unknown key; allowed: %s" % ", ".join(MODEL_KEYS))
+    repo_id = model.get("repo_id")
+    if not isinstance(repo_id, str) or not REPO_ID_RE.match(repo_id):
+        chk.err(name, "model.repo_id", "%r is not a Hugging Face repo id; write it as org/name, "
+                "e.g. sentence-transformers/all-MiniLM-L6-v2" % (repo_id,))
+    revision = model.get("revision")
+    if not isinstance(revision, str) or not REVISION_RE.match(revision):
+        chk.err(name, "model.revision", "%r is not a pinned 40-hex commit; branch names such as 'main' move, "
+                "pin the commit you staged (huggingface_hub: HfApi().model_info(repo).sha)" % (revision,))
+    files = model.get("files")
+    if files is not None:
+        if not isinstance(files, list):
+            chk.err(name, "model.files", "must be a list of {path, size, sha256}")
+        else:
+            seen = set()
+            for idx, item in enumerate(files):
+                where = "model.files[%d]" % idx
+                if not isinstance(item, dict) or not isinstance(item.get("path"), str) or not item.get("path"):
+                    chk.err(name, where, "needs a path, got %r" % (item,))
+                    continue
+                path = item["path"]
+                if path.startswith("/") or ".." in path.split("/"):
+                    chk.err(name, where, "path %r must be relative inside the repository" % path)
+                if path in seen:
+                    chk.err(name, where, "path %r is listed twice" % path)
+                seen.add(path)
+                if "size" in item and (not _is_int(item["size"]) or item["size"] < 0):
+                    chk.err(name, where, "size %r of %s must be a byte count" % (item["size"], path))
+                if "sha256" in item and (not isinstance(item["sha256"], str) or not SHA256_RE.match(item["sha256"])):
+                    chk.err(name, where, "sha256 of %s must be 64 lowercase hex digits, got %r"
+                            % (path, item["sha256"]))
+    patterns = model.get("allow_patterns")
+    if patterns is not None and (not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns)):
+        chk.err(name, "model.allow_patterns", "must be a list of glob patterns, e.g. ['*.json', '*.safetensors']")
+    if "require_safetensors" in model and not isinstance(model["require_safetensors"], bool):
+        chk.err(name, "model.require_safetensors", "must be true or false")
+    source = model.get("source")
+    if source is not None and not isinstance(source, dict):
+        chk.err(name, "model.source", "must be a mapping: {bundle: PATH}, {mirror: URL} or {hub: true}")
+
+
+def _check_gpus(chk, name, gpus, device):
+    if not isinstance(gpus, list):
+        chk.err(name, "gpus", "must be a list of GPU indices or UUIDs, got %r; write e.g. gpus: [0]" % (gpus,))
+        return
+    if device == "gpu" and not gpus:
+        chk.err(name, "gpus", "is empty; give at least one GPU, or set device: cpu for the CPU fallback")
+    if device == "cpu" and gpus:
+        chk.err(name, "gpus", "must be empty when device is cpu, got %r" % (gpus,))
+    seen = []
+    for gpu in gpus:
+        if _is_int(gpu):
+            if gpu < 0:
+                chk.err(name, "gpus", "GPU index %d is negative" % gpu)
+        elif isinstance(gpu, str) and UUID_RE.match(gpu):
+            pass
+        else:
+            chk.err(name, "gpus", "element %r is neither a GPU index (int) nor a GPU UUID (GPU-...); "
+                    "write e.g. gpus: [2, 3]" % (gpu,))
+            continue
+        if gpu in seen:
+            chk.err(name, "gpus", "GPU %s is listed twice" % (gpu,))
+        seen.append(gpu)
+
+
+def _check_entry(chk, entry, index):
+    if not isinstance(entry, dict):
+        chk.errors.append("gpu_stack_services[%d]: must be a mapping with name, image, gpus, port, model and "
+                          "vram_estimate_gb, got %r" % (index, entry))
+        return
+    name = entry.get("name")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        label = name if isinstance(name, str) and name else "#%d" % index
+        chk.err(label, "name", "%r is not a valid service name; use lowercase letters, digits, '-' or '_', "
+                "starting with a letter" % (name,))
+        name = label
+    for key in entry:
+        if key not in FIELD_NAMES:
+            chk.err(name, key, "unknown field; allowed fields: %s" % ", ".join(FIELD_NAMES))
+    for field in FIELDS:
+        if field.required and field.name not in entry:
+            chk.err(name, field.name, "is required but missing; e.g. %s: %s"
+                    % (field.name, field.example if field.example is not None else "..."))
+
+    device = entry.get("device", "gpu")
+    if device not in DEVICES:
+        chk.err(name, "device", "%r is not one of %s" % (device, ", ".join(DEVICES)))
+    image = entry.get("image")
+    if "image" in entry:
+        if not isinstance(image, str) or not image.strip():
+            chk.err(name, "image", "must be an image reference such as rag-whisper:1.0.0")
+        else:
+            last = image.rsplit("/", 1)[-1]
+            if "@sha256:" not in image and ":" not in last:
+                chk.err(name, "image", "%r has no tag; pin a version tag or an @sha256 digest, "
+                        "e.g. %s:1.0.0" % (image, image))
+            elif "@sha256:" not in image and last.endswith(":latest"):
+                chk.err(name, "image", "%r is not pinned: ':latest' moves; use a version tag or an "
+                        "@sha256 digest" % image)
+    if "container_name" in entry and (not isinstance(entry["container_name"], str)
+                                      or not CONTAINER_NAME_RE.match(entry["container_name"])):
+        chk.err(name, "container_name", "%r is not a valid container name" % (entry["container_name"],))
+    if "gpus" in entry:
+        _check_gpus(chk, name, entry["gpus"], device)
+    for key in ("port", "container_port"):
+        if key in entry:
+            value = entry[key]
+            if not _is_int(value) or not 1 <= value <= 65535:
+                chk.err(name, key, "%r is not a port number (1-65535)" % (value,))
+    if "vram_estimate_gb" in entry:
+        value = entry["vram_estimate_gb"]
+        if not _is_number(value) or value < 0:
+            chk.err(name, "vram_estimate_gb", "%r is not a size in GB; write e.g. vram_estimate_gb: 20" % (value,))
+    if "model" in entry:
+        _check_model(chk, name, entry["model"])
+    if "precision" in entry and entry["precision"] not in PRECISIONS:
+        chk.err(name, "precision", "%r is not one of %s" % (entry["precision"], ", ".join(PRECISIONS)))
+    if "tensor_parallel" in entry:
+        value = entry["tensor_parallel"]
+        if not _is_int(value) or value < 1:
+            chk.err(name, "tensor_parallel", "%r must be a whole number >= 1" % (value,))
+    if entry.get("shm_size") is not None:
+        try:
+            parse_size(entry["shm_size"])
+        except ValueError:
+            chk.err(name, "shm_size", "%r is not a size such as 32g or 512m" % (entry["shm_size"],))
+    if "env" in entry:
+        env = entry["env"]
+        if not isinstance(env, dict):
+            chk.err(name, "env", "must be a mapping of NAME: value")
+        else:
+            for key, value in env.items():
+                if not isinstance(key, str) or not ENV_NAME_RE.match(key):
+                    chk.err(name, "env", "%r is not a valid environment variable name" % (key,))
+                elif isinstance(value, (dict, list)) or value is None:
+                    chk.err(name, "env.%s" % key, "must be a string, got %r; quote it" % (value,))
+    if entry.get("cuda_visible_devices", "ordinals") not in ("ordinals", "omit"):
+        chk.err(name, "cuda_visible_devices", "%r is not one of ordinals, omit" % (entry["cuda_visible_devices"],))
+    for key in ("share_gpus", "enabled"):
+        if key in entry and not isinstance(entry[key], bool):
+            chk.err(name, key, "must be true or false, got %r" % (entry[key],))
+    if entry.get("tier", "primary") not in TIERS:
+        chk.err(name, "tier", "%r is not one of %s" % (entry["tier"], ", ".join(TIERS)))
+    if "healthcheck" in entry:
+        hc = entry["healthcheck"]
+        if not isinstance(hc, dict):
+            chk.err(name, "healthcheck", "must be a mapping of %s" % ", ".join(HEALTHCHECK_KEYS))
+        else:
+            for key, value in hc.items():
+                if key not in HEALTHCHECK_KEYS:
+                    chk.err(name, "healthcheck.%s" % key, "unknown key; allowed: %s" % ", ".join(HEALTHCHECK_KEYS))
+                elif not _is_int(value) or value < (1 if key != "start_period" else 0):
+                    chk.err(name, "healthcheck.%s" % key, "%r must be a whole number of seconds" % (value,))
+    if "ulimits" in entry:
+        ul = entry["ulimits"]
+        if not isinstance(ul, dict) or not all(_is_int(v) for v in ul.values()):
+            chk.err(name, "ulimits", "must map limit names to integers, e.g. {memlock: -1, stack: 67108864}")
+    for key in ("command", "volumes"):
+        if entry.get(key) is not None and (not isinstance(entry[key], list)
+                                           or not all(isinstance(v, str) for v in entry[key])):
+            chk.err(name, key, "must be a list of strings")
+    for key in ("ipc", "user", "purpose", "health_path", "bind_address"):
+        if entry.get(key) is not None and not isinstance(entry[key], str):
+            chk.err(name, key, "must be a string, got %r" % (entry[key],))
+    if isinstance(entry.get("health_path"), str) and not entry["health_path"].startswith("/"):
+        chk.err(name, "health_path", "%r must start with /" % entry["health_path"])
+
+
+def normalise_entry(entry, common_env=None, bind_address="127.0.0.1"):
+    """A validated entry with every default filled in."""
+    out = {}
+    for field in FIELDS:
+        if field.name in entry:
+            out[field.name] = copy.deepcopy(entry[field.name])
+        else:
+            out[field.name] = copy.deepcopy(field.default)
+    if not out["container_name"]:
+        out["container_name"] = "rag-%s" % out["name"]
+    if not out["bind_address"]:
+        out["bind_address"] = bind_address
+    out["healthcheck"] = deep_merge(DEFAULT_HEALTHCHECK, out["healthcheck"] or {})
+    env = dict((k, str(v)) for k, v in (common_env or {}).items())
+    env.update(dict((k, _env_str(v)) for k, v in (out["env"] or {}).items()))
+    out["env"] = env
+    model = dict(out["model"])
+    model.setdefault("files", None)
+    model.setdefault("allow_patterns", None)
+    model.setdefault("require_safetensors", False)
+    model.setdefault("source", None)
+    out["model"] = model
+    out["ulimits"] = dict(out["ulimits"] or {})
+    out["volumes"] = list(out["volumes"] or [])
+    if out["device"] == "cpu":
+        out["env"].setdefault("DEVICE", "cpu")
+    return out
+
+
+def _env_str(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def validate_services(services, overrides=None, common_env=None, bind_address="127.0.0.1"):
+    """Validate ``gpu_stack_services`` (+ ``gpu_stack_service_overrides``) and return normalised entries.
+
+    Raises ServiceMapError listing every problem found, each naming service and field. Checks that
+    need the live GPUs (existence, health, VRAM, NVLink) belong to the planner.
+    """
+    chk = _Checker()
+    if not isinstance(services, list):
+        raise ServiceMapError(["gpu_stack_services: must be a list of service entries, got %s"
+                               % type(services).__name__])
+    overrides = overrides or {}
+    if not isinstance(overrides, dict):
+        raise ServiceMapError(["gpu_stack_service_overrides: must map service names to partial entries"])
+    names = [e.get("name") for e in services if isinstance(e, dict)]
+    for name in overrides:
+        if name not in names:
+            chk.errors.append("gpu_stack_service_overrides: '%s' is not a service in gpu_stack_services (known: %s)"
+                              % (name, ", ".join(str(n) for n in names)))
+    merged = []
+    for idx, entry in enumerate(services):
+        if isinstance(entry, dict) and entry.get("name") in overrides:
+            entry = deep_merge(entry, overrides[entry["name"]])
+        _check_entry(chk, entry, idx)
+        merged.append(entry)
+    # Cross-entry checks run even when entries have errors, so one run reports everything.
+    seen_names, seen_ports, seen_containers = {}, {}, {}
+    for entry in merged:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            continue
+        name = entry["name"]
+        if name in seen_names:
+            chk.err(name, "name", "is used by two entries; service names must be unique")
+        seen_names[name] = True
+        if entry.get("enabled", True) is False:
+            continue
+        port = entry.get("port")
+        addr = entry.get("bind_address") or bind_address
+        if _is_int(port):
+            for (other_addr, other_port), other in seen_ports.items():
+                if other_port == port and (other_addr == addr or "0.0.0.0" in (addr, other_addr)):
+                    chk.err(name, "port", "%d is already used by service '%s'; give each service its own host port"
+                            % (port, other))
+            seen_ports[(addr, port)] = name
+        cname = entry.get("container_name") or "rag-%s" % name
+        if cname in seen_containers:
+            chk.err(name, "container_name", "'%s' is already used by service '%s'" % (cname, seen_containers[cname]))
+        seen_containers[cname] = name
+    if chk.errors:
+        raise ServiceMapError(chk.errors)
+    return [normalise_entry(e, common_env, bind_address) for e in merged]
+
+
+def schema_markdown():
+    """The field table of docs/inventory-schema.md."""
+    lines = ["| field | type | required | default | meaning |", "|---|---|---|---|---|"]
+    for f in FIELDS:
+        default = "" if f.required or f.default is None else "`%s`" % (f.default,)
+        required = "yes" if f.required else "no"
+        lines.append("| `%s` | %s | %s | %s | %s |" % (f.name, f.kind, required, default, f.doc.replace("|", "\\|")))
+    return "\n".join(lines) + "\n"

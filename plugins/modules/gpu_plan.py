@@ -1,0 +1,190 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) ragops.gpu_stack contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: gpu_plan
+short_description: Validate the inventory's GPU service map against the host and resolve it
+version_added: 0.1.0
+description:
+  - Takes the inventory's service map (C(gpu_stack_services)) and, when given, the live result of
+    M(ragops.gpu_stack.gpu_info), and returns the resolved allocation plan, or fails before anything on the host
+    changes, with one message per problem naming the service(s), the GPU(s) and the fix.
+  - It rejects malformed entries, GPU indices or UUIDs the host does not have or that are unhealthy, two services on
+    one GPU (unless all of them set C(share_gpus) and the VRAM fits), VRAM estimates over the per-GPU limit, a
+    C(tensor_parallel) size that differs from the number of GPUs, tensor-parallel GPUs without an NVLink path between
+    every pair, primary services on reserved GPUs, duplicate host ports and container names, and a host that is not
+    the machine the map expects.
+  - C(CUDA_VISIBLE_DEVICES) given as host indices (inside a container the GPUs are renumbered from 0) is rewritten to
+    container-local ordinals, or dropped, with a warning.
+  - Every GPU is resolved to its UUID, so a re-enumeration after a reboot cannot move a service. The container-side
+    environment gets C(NVIDIA_VISIBLE_DEVICES) by UUID, C(CUDA_DEVICE_ORDER=PCI_BUS_ID) and container-local
+    C(CUDA_VISIBLE_DEVICES).
+  - Without O(gpu_info) (before the driver is installed) only the checks that need no live GPU run and the plan is
+    returned with C(resolved=false).
+author:
+  - ragops developers (@ragops)
+extends_documentation_fragment:
+  - ragops.gpu_stack.attributes
+  - ragops.gpu_stack.attributes.info_module
+  - ragops.gpu_stack.attributes.actiongroup_gpu
+options:
+  services:
+    description:
+      - The service map, C(gpu_stack_services). Each entry is documented in the collection's
+        C(docs/inventory-schema.md).
+    type: list
+    elements: dict
+    required: true
+  overrides:
+    description: Per-service partial entries merged into the map (C(gpu_stack_service_overrides)).
+    type: dict
+    default: {}
+  common_env:
+    description: Environment added to every service (C(gpu_stack_common_env)); a service's own C(env) wins.
+    type: dict
+    default: {}
+  bind_address:
+    description: Host address ports are published on unless a service sets its own.
+    type: str
+    default: 127.0.0.1
+  reserved_gpus:
+    description: GPU indices kept for scaling and failover; only C(tier=secondary) services may use them.
+    type: list
+    elements: int
+    default: []
+  memory_limit_pct:
+    description: Most of a GPU's memory (percent) the VRAM estimates on it may add up to.
+    type: int
+    default: 90
+  expected_gpus:
+    description:
+      - What the host must have, C(count), C(name) and C(nvswitch); checked only with O(gpu_info).
+    type: dict
+  gpu_info:
+    description:
+      - The registered result of M(ragops.gpu_stack.gpu_info) on this host. Without it, the plan is static.
+    type: dict
+  models_root:
+    description: Host directory holding the staged Hugging Face cache, mounted read-only into every container.
+    type: path
+    default: /opt/models/hf
+seealso:
+  - module: ragops.gpu_stack.gpu_info
+  - module: ragops.gpu_stack.gpu_container
+"""
+
+EXAMPLES = r"""
+- name: Read the GPUs
+  ragops.gpu_stack.gpu_info:
+  register: gpu_facts
+
+- name: Plan the services onto them
+  ragops.gpu_stack.gpu_plan:
+    services: "{{ gpu_stack_services }}"
+    overrides: "{{ gpu_stack_service_overrides }}"
+    common_env: "{{ gpu_stack_common_env }}"
+    reserved_gpus: "{{ gpu_stack_reserved_gpus }}"
+    memory_limit_pct: "{{ gpu_stack_gpu_memory_limit_pct }}"
+    expected_gpus: "{{ gpu_stack_expected_gpus }}"
+    gpu_info: "{{ gpu_facts }}"
+  register: gpu_plan
+
+- name: Show the allocation table
+  ansible.builtin.debug:
+    msg: "{{ gpu_plan.table.split('\n') }}"
+"""
+
+RETURN = r"""
+plan:
+  description: The resolved plan.
+  returned: success
+  type: dict
+  contains:
+    version:
+      description: Plan format version.
+      type: int
+      sample: 1
+    resolved:
+      description: Whether GPUs were resolved against the live host.
+      type: bool
+      sample: true
+    hash:
+      description: Stable hash of the whole plan.
+      type: str
+      sample: 803e8346e8fadb5d0157669560db7f135c2d8f7358c2cada67c67d2f5bdd05ad
+    services:
+      description:
+        - One entry per enabled service with what M(ragops.gpu_stack.gpu_container) needs, C(name),
+          C(container_name), C(image), C(gpus) (index, uuid, name, pci_bus_id), C(gpu_uuids), C(env), C(ports),
+          C(port), C(health_url), C(volumes), C(shm_size), C(ipc), C(ulimits), C(healthcheck), C(command), C(user),
+          C(model), C(labels), C(config_hash) and the map's own fields.
+      type: list
+      elements: dict
+    gpus:
+      description: Per host GPU, C(index), C(uuid), C(services), C(reserved), C(status).
+      type: list
+      elements: dict
+    reserved_gpus:
+      description: Reserved GPU indices.
+      type: list
+      elements: int
+    memory_limit_pct:
+      description: The per-GPU VRAM limit applied.
+      type: int
+warnings_list:
+  description: What the plan changed or noticed (also emitted as Ansible warnings).
+  returned: success
+  type: list
+  elements: str
+  sample: ["service 'llm': CUDA_VISIBLE_DEVICES=2,3 names host GPU indices; ... rewrote it to 0,1"]
+table:
+  description: The allocation table (GPU, service, VRAM, model, purpose) in Markdown.
+  returned: success
+  type: str
+errors:
+  description: Every reason the map cannot be deployed.
+  returned: failure
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_plan import PlanError, build_plan
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            services=dict(type="list", elements="dict", required=True),
+            overrides=dict(type="dict", default={}),
+            common_env=dict(type="dict", default={}),
+            bind_address=dict(type="str", default="127.0.0.1"),
+            reserved_gpus=dict(type="list", elements="int", default=[]),
+            memory_limit_pct=dict(type="int", default=90),
+            expected_gpus=dict(type="dict"),
+            gpu_info=dict(type="dict"),
+            models_root=dict(type="path", default="/opt/models/hf"),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        result = build_plan(p["services"], gpu_info=p["gpu_info"], overrides=p["overrides"],
+                            common_env=p["common_env"], bind_address=p["bind_address"],
+                            reserved_gpus=p["reserved_gpus"], memory_limit_pct=p["memory_limit_pct"],
+                            expected_gpus=p["expected_gpus"], models_root=p["models_root"])
+    except PlanError as exc:
+        module.fail_json(msg="the GPU map cannot be deployed: " + " | ".join(exc.errors), errors=exc.errors)
+    for warning in result["warnings"]:
+        module.warn(warning)
+    module.exit_json(changed=False, plan=result["plan"], table=result["table"], warnings_list=result["warnings"])
+
+
+if __name__ == "__main__":
+    main()
