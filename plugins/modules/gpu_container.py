@@ -1,0 +1,302 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) ragops.gpu_stack contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: gpu_container
+short_description: One GPU-pinned service container, compared in canonical form
+version_added: 0.1.0
+description:
+  - Manages one service container on the host's Docker engine through the Docker SDK, pinned to its GPUs.
+  - "Why not M(community.docker.docker_container): that module is the reference for option semantics, and this one
+    keeps its surface to what a GPU service needs, adding three things it lacks: a GPU-aware comparison (device
+    requests normalised to UUIDs, so a container started with C(--gpus device=1) equals one pinned to GPU 1's UUID),
+    UUID pinning from M(ragops.gpu_stack.gpu_plan), and labels that record what the container is meant to be
+    (service, GPU UUIDs, configuration and plan hashes, image ID, model revision) for drift checks."
+  - Desired and actual configuration are compared in canonical form (env as a map without what the image itself sets,
+    ports, volumes and ulimits as sets, sizes in bytes); the container is left alone, updated in place (restart
+    policy only) or recreated. A change of GPUs always recreates (Docker cannot change device requests in place).
+  - A recreate never leaves the service down on failure, the new container is created under a temporary name and
+    started after the old one stops; if it cannot start (GPU refused, port taken) it is removed and the old one is
+    started again.
+  - Check mode and C(--diff) come from the same comparison.
+  - The image must already be on the host; nothing is pulled.
+author:
+  - ragops developers (@ragops)
+extends_documentation_fragment:
+  - ragops.gpu_stack.attributes
+  - ragops.gpu_stack.attributes.actiongroup_gpu
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+options:
+  name:
+    description: Container name.
+    type: str
+    required: true
+  state:
+    description: C(started), C(stopped) (created, not running) or C(absent).
+    type: str
+    choices: [started, stopped, absent]
+    default: started
+  image:
+    description: Image reference; must be present on the host. Required unless O(state=absent).
+    type: str
+  gpus:
+    description:
+      - GPUs for the device request, by UUID (C(GPU-...)) or index, or as the C(gpus) entries of a
+        M(ragops.gpu_stack.gpu_plan) service (C(index) and C(uuid)), which also lets an index-based request of an
+        existing container compare equal to the same GPU's UUID.
+      - Mutually exclusive with O(gpu_count). Empty means no GPU.
+    type: list
+    elements: raw
+    default: []
+  gpu_count:
+    description: Request this many GPUs (C(-1) for all) instead of specific ones. Not for pinned services.
+    type: int
+  env:
+    description: Environment. Variables the image sets with the same value are not drift.
+    type: dict
+    default: {}
+  ports:
+    description:
+      - Published ports, C([host_ip:]host_port:container_port[/proto]). Without C(host_ip) the port is published on
+        O(default_host_ip).
+    type: list
+    elements: str
+    default: []
+  default_host_ip:
+    description: Host address for published ports that do not name one.
+    type: str
+    default: 127.0.0.1
+  volumes:
+    description: Bind mounts, C(host_path:container_path[:ro|rw]). Models are mounted C(ro).
+    type: list
+    elements: str
+    default: []
+  shm_size:
+    description: Size of C(/dev/shm), e.g. C(32g). Unset means Docker's 64 MiB.
+    type: str
+  ipc_mode:
+    description: IPC mode. Unset leaves the engine's default and ignores it in comparisons.
+    type: str
+  ulimits:
+    description: Limits by name, a number (soft = hard), C(soft:hard) or a dict with C(soft) and C(hard).
+    type: dict
+    default: {}
+  restart_policy:
+    description: Restart policy; changed in place without a restart.
+    type: str
+    choices: ["no", on-failure, always, unless-stopped]
+    default: unless-stopped
+  healthcheck:
+    description: Docker healthcheck. Durations in seconds; without C(test) the image's test is used.
+    type: dict
+    default: {}
+    suboptions:
+      test:
+        description: Healthcheck command, e.g. C([CMD, curl, -f, http://127.0.0.1:8000/health]).
+        type: list
+        elements: str
+      interval:
+        description: Seconds between probes.
+        type: int
+        default: 30
+      timeout:
+        description: Seconds a probe may take.
+        type: int
+        default: 10
+      retries:
+        description: Failed probes before C(unhealthy).
+        type: int
+        default: 3
+      start_period:
+        description: Seconds of grace after start while models load.
+        type: int
+        default: 60
+  log_driver:
+    description: Logging driver.
+    type: str
+    default: json-file
+  log_options:
+    description: Logging options; the default caps the log at five 50 MB files.
+    type: dict
+  labels:
+    description:
+      - Labels. C(io.ragops.gpu-stack.plan-hash) is recorded but not compared, so a change to another service does not
+        restart this one. C(managed-by) and C(image-id) labels are added.
+    type: dict
+    default: {}
+  user:
+    description: User (C(uid[:gid])). Unset keeps the image's and ignores it in comparisons.
+    type: str
+  command:
+    description: Arguments for the image's entrypoint. Unset keeps the image's.
+    type: list
+    elements: str
+  security_opts:
+    description: Security options. The container is never privileged.
+    type: list
+    elements: str
+    default: [no-new-privileges]
+  recreate:
+    description: Recreate even when nothing differs.
+    type: bool
+    default: false
+  stop_timeout:
+    description: Seconds to wait for a graceful stop.
+    type: int
+    default: 30
+  wait_healthy:
+    description: After starting, wait until Docker reports the container healthy (or running, without a healthcheck).
+    type: bool
+    default: false
+  wait_timeout:
+    description: Seconds O(wait_healthy) may take.
+    type: int
+    default: 300
+  docker_host:
+    description: Docker engine address; defaults to C(DOCKER_HOST) or the local socket.
+    type: str
+    aliases: [docker_url]
+  api_timeout:
+    description: Seconds a Docker API call may take.
+    type: int
+    default: 120
+requirements:
+  - docker (the Docker SDK for Python) on the managed host
+  - a Docker engine with the NVIDIA container toolkit for GPU requests
+seealso:
+  - module: ragops.gpu_stack.gpu_plan
+  - module: community.docker.docker_container
+"""
+
+EXAMPLES = r"""
+- name: Run the LLM service on its two GPUs, by UUID
+  ragops.gpu_stack.gpu_container:
+    name: rag-llm-server
+    image: rag-llm-server:1.0.0
+    gpus:
+      - GPU-ed75865f-7207-500b-9012-48cb72a0354d
+      - GPU-a99ff91a-1e9e-5580-ad82-af479641de73
+    env:
+      CUDA_VISIBLE_DEVICES: "0,1"
+      TENSOR_PARALLEL_SIZE: "2"
+      HF_HUB_OFFLINE: "1"
+    ports: ["127.0.0.1:8003:8000"]
+    volumes: ["/opt/models/hf:/models:ro"]
+    shm_size: 32g
+    ulimits: {memlock: -1, stack: 67108864}
+
+- name: Deploy every service of the plan
+  ragops.gpu_stack.gpu_container:
+    name: "{{ item.container_name }}"
+    image: "{{ item.image }}"
+    gpus: "{{ item.gpus }}"
+    env: "{{ item.env }}"
+    ports: ["{{ item.ports[0].host_ip }}:{{ item.ports[0].host_port }}:{{ item.ports[0].container_port }}"]
+    volumes: "{{ item.volumes }}"
+    labels: "{{ item.labels }}"
+  loop: "{{ gpu_plan.plan.services }}"
+"""
+
+RETURN = r"""
+actions:
+  description: What was (or in check mode would be) done, C(create), C(start), C(recreate), C(update), C(stop),
+    C(remove).
+  returned: always
+  type: list
+  elements: str
+  sample: [recreate]
+changes:
+  description: The compared fields that differed.
+  returned: always
+  type: list
+  elements: str
+  sample: [gpus, env]
+findings:
+  description: Problems noticed on the existing container, such as a host-index C(CUDA_VISIBLE_DEVICES).
+  returned: always
+  type: list
+  elements: str
+container:
+  description: The container after the run, C(id), C(name), C(image), C(image_id), C(status), C(health), C(gpus),
+    C(labels); empty when absent.
+  returned: always
+  type: dict
+health:
+  description: Health when O(wait_healthy) was set.
+  returned: when O(wait_healthy=true)
+  type: str
+  sample: healthy
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._docker_client import (
+    DOCKER_CLIENT_ARGS, DOCKER_IMPORT_ERROR, HAS_DOCKER, EngineError, client)
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_container import ContainerError, run
+
+
+def main():
+    argument_spec = dict(
+        name=dict(type="str", required=True),
+        state=dict(type="str", default="started", choices=["started", "stopped", "absent"]),
+        image=dict(type="str"),
+        gpus=dict(type="list", elements="raw", default=[]),
+        gpu_count=dict(type="int"),
+        env=dict(type="dict", default={}),
+        ports=dict(type="list", elements="str", default=[]),
+        default_host_ip=dict(type="str", default="127.0.0.1"),
+        volumes=dict(type="list", elements="str", default=[]),
+        shm_size=dict(type="str"),
+        ipc_mode=dict(type="str"),
+        ulimits=dict(type="dict", default={}),
+        restart_policy=dict(type="str", default="unless-stopped", choices=["no", "on-failure", "always", "unless-stopped"]),
+        healthcheck=dict(type="dict", default={}, options=dict(
+            test=dict(type="list", elements="str"),
+            interval=dict(type="int", default=30),
+            timeout=dict(type="int", default=10),
+            retries=dict(type="int", default=3),
+            start_period=dict(type="int", default=60),
+        )),
+        log_driver=dict(type="str", default="json-file"),
+        log_options=dict(type="dict"),
+        labels=dict(type="dict", default={}),
+        user=dict(type="str"),
+        command=dict(type="list", elements="str"),
+        security_opts=dict(type="list", elements="str", default=["no-new-privileges"]),
+        recreate=dict(type="bool", default=False),
+        stop_timeout=dict(type="int", default=30),
+        wait_healthy=dict(type="bool", default=False),
+        wait_timeout=dict(type="int", default=300),
+    )
+    argument_spec.update(DOCKER_CLIENT_ARGS)
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        supports_check_mode=True,
+        mutually_exclusive=[("gpus", "gpu_count")],
+        required_if=[("state", "started", ("image",)), ("state", "stopped", ("image",))],
+    )
+    if not HAS_DOCKER:
+        module.fail_json(msg=missing_required_lib("docker (the Docker SDK for Python)"), exception=DOCKER_IMPORT_ERROR)
+    try:
+        api = client(module.params["docker_host"], module.params["api_timeout"])
+        result = run(api, module.params, module.check_mode)
+    except (EngineError, ContainerError) as exc:
+        module.fail_json(msg=str(exc))
+    for finding in result["findings"]:
+        module.warn(finding)
+    if not module._diff:
+        result.pop("diff")
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
