@@ -48,6 +48,8 @@ SERVICE_IMAGES = {
     "rag-llm-gptoss": "llm-gptoss",
 }
 
+# Bump when the way images are made changes (their cache keys include it).
+IMAGE_RECIPE = 2
 NODE_PACKAGES = ("systemd", "systemd-sysv", "dbus", "python3", "python3-apt", "python3-venv", "ca-certificates",
                  "gnupg", "iproute2", "procps", "kmod", "curl", "sudo", "initramfs-tools", "apt-utils",
                  "iptables", "less", "udev")
@@ -385,6 +387,8 @@ def _debootstrap(dest: Path, variant: str, include: tuple[str, ...]) -> None:
                     shutil.rmtree(child, ignore_errors=True)
                 elif child.name not in ("lock",):
                     child.unlink(missing_ok=True)
+    # Empty package lists: make them look stale so that apt's cache_valid_time refreshes them.
+    os.utime(dest / "var/lib/apt/lists", (0, 0))
     (dest / "etc/apt/sources.list").write_text(
         f"deb {DEBIAN_MIRROR} {DEBIAN_SUITE} main\n"
         f"deb {DEBIAN_MIRROR} {DEBIAN_SUITE}-updates main\n"
@@ -415,7 +419,7 @@ def _docker_build(context: Path, ref: str, extra_tags=()) -> None:
 
 
 def base_image() -> str:
-    key = content_key("base", DEBIAN_SUITE, BASE_PACKAGES)
+    key = content_key("base", IMAGE_RECIPE, DEBIAN_SUITE, BASE_PACKAGES)
     ref = f"gpu-sim-base:{key}"
     if image_exists(ref):
         return ref
@@ -472,12 +476,12 @@ NODE_FILES = SIM_DIR / "node"
 
 def node_image() -> str:
     files = sorted(p for p in NODE_FILES.rglob("*") if p.is_file())
-    key = content_key("node", DEBIAN_SUITE, NODE_PACKAGES, files=files)
+    key = content_key("node", IMAGE_RECIPE, DEBIAN_SUITE, NODE_PACKAGES, files=files)
     ref = f"gpu-sim-node:{key}"
     if image_exists(ref):
         docker("tag", ref, "gpu-sim-node:current")
         return ref
-    rootfs_ref = f"gpu-sim-node-rootfs:{content_key('node-rootfs', DEBIAN_SUITE, NODE_PACKAGES)}"
+    rootfs_ref = f"gpu-sim-node-rootfs:{content_key('node-rootfs', IMAGE_RECIPE, DEBIAN_SUITE, NODE_PACKAGES)}"
     if not image_exists(rootfs_ref):
         with tempfile.TemporaryDirectory(dir=BUILD) as tmp:
             rootfs = Path(tmp) / "rootfs"

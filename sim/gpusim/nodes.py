@@ -157,7 +157,8 @@ def sim_vars(info: dict) -> dict:
     """What differs between the simulated node and a real one: where packages, images and
     models come from, and how a reboot is recognised. Everything else is inventories/a100."""
     repo = info["repo"]
-    base = f"http://{REPO_CONTAINER}"
+    base = f"http://{REPO_CONTAINER}"  # as the nodes reach the repository server
+    ctl = f"http://127.0.0.1:{REPO_PORT}"  # as the controller reaches it
     images = {}
     for ref, meta in info["images"].items():
         images[ref] = {"tarball": str(build.BUILD / "images" / meta["tarball"]), "sha256": meta["sha256"],
@@ -167,14 +168,18 @@ def sim_vars(info: dict) -> dict:
         "ansible_user": "root",
         "ansible_python_interpreter": "/usr/bin/python3",
         "nvidia_driver_repo_url": f"{base}/{repo['cuda_repo']}/",
-        "nvidia_driver_repo_key_url": f"{base}/{repo['cuda_repo']}/gpu-sim-archive-key.asc",
+        "nvidia_driver_repo_key_url": f"{ctl}/{repo['cuda_repo']}/gpu-sim-archive-key.asc",
         "nvidia_driver_repo_key_fingerprint": repo["fingerprint"],
         "nvidia_container_toolkit_repo_url": f"{base}/{repo['toolkit_repo']}/",
-        "nvidia_container_toolkit_repo_key_url": f"{base}/{repo['toolkit_repo']}/gpu-sim-archive-key.asc",
+        "nvidia_container_toolkit_repo_key_url": f"{ctl}/{repo['toolkit_repo']}/gpu-sim-archive-key.asc",
         "nvidia_container_toolkit_repo_key_fingerprint": repo["fingerprint"],
         # A container shares the host kernel's boot_id; the node writes a fresh one at each boot.
         "nvidia_driver_reboot_boot_time_command": "cat /run/gpu-sim/boot_id",
         "gpu_stack_image_sources": images,
+        # The container toolkit's smoke test runs one of the stand-in images (they carry python3 for
+        # the nvidia-smi the hook injects, as CUDA images carry the real one).
+        "nvidia_container_toolkit_smoke_image": "rag-embedding-server:%s" % build.SERVICE_IMAGE_TAG,
+        "nvidia_container_toolkit_smoke_image_tarball": images["rag-embedding-server:%s" % build.SERVICE_IMAGE_TAG]["tarball"],
         "gpu_stack_model_mirror_url": f"http://127.0.0.1:{REPO_PORT}/models",
     }
     return out
