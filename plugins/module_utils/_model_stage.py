@@ -218,6 +218,21 @@ class UrlSource(Source):
         self.base = "%s/%s/resolve/%s/" % (url.rstrip("/"), repo_id, revision)
         self.fetch_url = fetch_url
         self.headers = headers or {}
+        self._manifest = None
+        self._manifest_read = False
+
+    def manifest(self):
+        """A mirror may publish the bundle manifest next to the files; the Hub does not."""
+        if not self._manifest_read:
+            self._manifest_read = True
+            resp = self.open(BUNDLE_MANIFEST)
+            if resp is not None:
+                with resp:
+                    try:
+                        self._manifest = json.loads(resp.read().decode("utf-8"))
+                    except ValueError:
+                        self._manifest = None
+        return self._manifest
 
     def open(self, path):
         from ansible.module_utils.six.moves.urllib.parse import quote  # pylint: disable=import-outside-toplevel
