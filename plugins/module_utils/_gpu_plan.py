@@ -289,6 +289,8 @@ def build_plan(services, gpu_info=None, overrides=None, common_env=None, bind_ad
         "reserved_gpus": sorted(reserved),
         "memory_limit_pct": memory_limit_pct,
         "gpus": _gpu_table(resolved_services, by_index, reserved, normalised) if live else [],
+        "disabled_services": [{"name": s["name"], "container_name": s["container_name"]}
+                              for s in normalised if not s["enabled"]],
     }
     plan["hash"] = _digest({"services": [{k: v for k, v in s.items() if k != "model_spec"} for s in resolved_services],
                             "reserved": plan["reserved_gpus"]})

@@ -295,6 +295,9 @@ class Stager(object):
 
     def _open_source(self):
         src = self.p.get("source") or {}
+        given = [k for k in ("path", "url", "hub") if src.get(k)]
+        if len(given) > 1:
+            raise StageError("model %s: give one source, path, url or hub; got %s" % (self.repo_id, ", ".join(given)))
         if src.get("path"):
             path = src["path"]
             if os.path.isdir(path):

@@ -192,8 +192,10 @@ def _check_model(chk, name, model):
     if "require_safetensors" in model and not isinstance(model["require_safetensors"], bool):
         chk.err(name, "model.require_safetensors", "must be true or false")
     source = model.get("source")
-    if source is not None and not isinstance(source, dict):
-        chk.err(name, "model.source", "must be a mapping: {bundle: PATH}, {mirror: URL} or {hub: true}")
+    if source is not None and (not isinstance(source, dict) or len(source) != 1
+                               or list(source)[0] not in ("bundle", "tarball", "mirror", "hub")):
+        chk.err(name, "model.source", "must be one of {bundle: PATH}, {tarball: PATH}, {mirror: URL} or {hub: true}, "
+                "got %r" % (source,))
 
 
 def _check_gpus(chk, name, gpus, device):

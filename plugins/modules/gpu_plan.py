@@ -136,6 +136,10 @@ plan:
     memory_limit_pct:
       description: The per-GPU VRAM limit applied.
       type: int
+    disabled_services:
+      description: Services in the map with C(enabled=false), C(name) and C(container_name); their containers are removed.
+      type: list
+      elements: dict
 warnings_list:
   description: What the plan changed or noticed (also emitted as Ansible warnings).
   returned: success

@@ -64,7 +64,8 @@ options:
     default: false
   source:
     description:
-      - Where missing files come from. Needed only when something must be staged.
+      - Where missing files come from, one of O(source.path), O(source.url) or O(source.hub). Needed only when
+        something must be staged.
     type: dict
     suboptions:
       path:
@@ -200,7 +201,7 @@ def main():
                 hub=dict(type="bool", default=False),
                 endpoint=dict(type="str"),
                 token=dict(type="str", no_log=True),
-            ), mutually_exclusive=[("path", "url", "hub")]),
+            )),
             verify=dict(type="str", default="quick", choices=["quick", "full"]),
             workers=dict(type="int"),
             min_free_bytes=dict(type="int", default=0),
