@@ -233,59 +233,69 @@ def add_topology(facts):
     return facts
 
 
+def _issues(g, th, nvswitch):
+    """(kind, severity, message) for one GPU; severity 'fail' or 'warn', plus informational notes."""
+    out, notes = [], []
+    if "error" in g:
+        out.append(("gpu.lost", "fail", "NVML: %s (%s) - the GPU is unreachable; check dmesg for Xid 79 / 48, reset or "
+                    "replace the board" % (g["error"], g.get("error_message", ""))))
+        return out, notes
+    temp = (g.get("temperature") or {}).get("gpu_c")
+    if temp is not None:
+        if temp >= th["temperature_limit_c"]:
+            out.append(("gpu.temperature", "fail", "temperature %d C at or above the limit %d C"
+                        % (temp, th["temperature_limit_c"])))
+        elif temp >= th["temperature_warn_c"]:
+            out.append(("gpu.temperature", "warn", "temperature %d C at or above %d C" % (temp, th["temperature_warn_c"])))
+    mem = g.get("memory") or {}
+    if mem.get("used_pct", 0) >= th["memory_alert_pct"]:
+        out.append(("gpu.memory", "warn", "memory %.1f%% used, alert at %d%%" % (mem["used_pct"], th["memory_alert_pct"])))
+    util = (g.get("utilization") or {}).get("gpu_pct")
+    low, high = th["utilization_target_pct"]
+    if util is not None and util > high:
+        out.append(("gpu.utilization", "warn", "utilization %d%% above the %d-%d%% target" % (util, low, high)))
+    elif util is not None and util < low:
+        notes.append("utilization %d%% below the %d-%d%% target" % (util, low, high))
+    ecc = g.get("ecc") or {}
+    if ecc.get("uncorrected_volatile"):
+        out.append(("gpu.ecc", "fail", "%d uncorrectable ECC errors since boot" % ecc["uncorrected_volatile"]))
+    elif ecc.get("uncorrected_aggregate"):
+        out.append(("gpu.ecc", "warn", "%d uncorrectable ECC errors over the board's life" % ecc["uncorrected_aggregate"]))
+    rows = g.get("remapped_rows") or {}
+    if rows.get("failure"):
+        out.append(("gpu.row_remap", "fail", "row remapping failed: the board needs replacing"))
+    if rows.get("pending"):
+        out.append(("gpu.row_remap", "fail", "a row remap is pending: reset the GPU (or reboot) to apply it"))
+    reasons = g.get("clocks_event_reasons") or []
+    hw = [r for r in reasons if r in HW_SLOWDOWN]
+    if hw:
+        out.append(("gpu.slowdown", "fail", "hardware slowdown active: %s" % ", ".join(hw)))
+    if "sw_thermal_slowdown" in reasons:
+        out.append(("gpu.slowdown", "warn", "software thermal slowdown active"))
+    down = [link["link"] for link in g.get("nvlink") or [] if not link["active"]]
+    if down:
+        out.append(("gpu.nvlink", "fail" if nvswitch else "warn",
+                    "NVLink link(s) %s down" % ", ".join(str(d) for d in down)))
+    if g.get("persistence_mode") is False:
+        out.append(("gpu.persistence", "warn", "persistence mode off: enable nvidia-persistenced"))
+    if g.get("mig_mode"):
+        out.append(("gpu.mig", "warn", "MIG mode enabled: the services expect whole GPUs"))
+    return out, notes
+
+
 def evaluate(facts, thresholds=None):
-    """Health per GPU: status ok / warn / fail with reasons; a summary at the top level."""
+    """Health per GPU: status ok / warn / fail with reasons (and typed issues); a summary at the top."""
     th = dict(DEFAULT_THRESHOLDS)
     th.update(dict((k, v) for k, v in (thresholds or {}).items() if v is not None))
     nvswitch = facts.get("nvswitch", False)
     failing, warning = [], []
     for g in facts.get("gpus", []):
-        fail, warn, notes = [], [], []
-        if "error" in g:
-            fail.append("NVML: %s (%s) - the GPU is unreachable; check dmesg for Xid 79 / 48, reset or replace "
-                        "the board" % (g["error"], g.get("error_message", "")))
-        else:
-            temp = (g.get("temperature") or {}).get("gpu_c")
-            if temp is not None:
-                if temp >= th["temperature_limit_c"]:
-                    fail.append("temperature %d C at or above the limit %d C" % (temp, th["temperature_limit_c"]))
-                elif temp >= th["temperature_warn_c"]:
-                    warn.append("temperature %d C at or above %d C" % (temp, th["temperature_warn_c"]))
-            mem = g.get("memory") or {}
-            if mem.get("used_pct", 0) >= th["memory_alert_pct"]:
-                warn.append("memory %.1f%% used, alert at %d%%" % (mem["used_pct"], th["memory_alert_pct"]))
-            util = (g.get("utilization") or {}).get("gpu_pct")
-            low, high = th["utilization_target_pct"]
-            if util is not None and util > high:
-                warn.append("utilization %d%% above the %d-%d%% target" % (util, low, high))
-            elif util is not None and util < low:
-                notes.append("utilization %d%% below the %d-%d%% target" % (util, low, high))
-            ecc = g.get("ecc") or {}
-            if ecc.get("uncorrected_volatile"):
-                fail.append("%d uncorrectable ECC errors since boot" % ecc["uncorrected_volatile"])
-            elif ecc.get("uncorrected_aggregate"):
-                warn.append("%d uncorrectable ECC errors over the board's life" % ecc["uncorrected_aggregate"])
-            rows = g.get("remapped_rows") or {}
-            if rows.get("failure"):
-                fail.append("row remapping failed: the board needs replacing")
-            if rows.get("pending"):
-                fail.append("a row remap is pending: reset the GPU (or reboot) to apply it")
-            reasons = g.get("clocks_event_reasons") or []
-            hw = [r for r in reasons if r in HW_SLOWDOWN]
-            if hw:
-                fail.append("hardware slowdown active: %s" % ", ".join(hw))
-            if "sw_thermal_slowdown" in reasons:
-                warn.append("software thermal slowdown active")
-            down = [link["link"] for link in g.get("nvlink") or [] if not link["active"]]
-            if down:
-                msg = "NVLink link(s) %s down" % ", ".join(str(d) for d in down)
-                (fail if nvswitch else warn).append(msg)
-            if g.get("persistence_mode") is False:
-                warn.append("persistence mode off: enable nvidia-persistenced")
-            if g.get("mig_mode"):
-                warn.append("MIG mode enabled: the services expect whole GPUs")
+        issues, notes = _issues(g, th, nvswitch)
+        fail = [m for _k, sev, m in issues if sev == "fail"]
+        warn = [m for _k, sev, m in issues if sev == "warn"]
         g["status"] = "fail" if fail else ("warn" if warn else "ok")
         g["reasons"] = fail + warn
+        g["issues"] = [{"kind": k, "severity": sev, "message": m} for k, sev, m in issues]
         g["notes"] = notes
         if fail:
             failing.append(g["index"])

@@ -557,6 +557,43 @@ class Stager(object):
             self.source.close()
 
 
+def inspect_snapshot(root, repo_id, revision, full=False):
+    """What a staged revision looks like now, against the manifest recorded when it was staged.
+
+    Read-only (drift checks): {'manifest': bool, 'ref': str|None, 'missing': [...], 'modified': [...],
+    'extra': [...]}; ``full`` re-hashes every file instead of comparing size, mtime and inode."""
+    recorded = _read_json(manifest_path(root, repo_id, revision))
+    snapshot = os.path.join(repo_dir(root, repo_id), "snapshots", revision)
+    out = {"manifest": recorded is not None, "snapshot": os.path.isdir(snapshot),
+           "ref": _read_first(os.path.join(repo_dir(root, repo_id), "refs", "main")),
+           "missing": [], "modified": [], "extra": []}
+    if recorded is None:
+        return out
+    listed = set()
+    for f in recorded.get("files", []):
+        listed.add(f["path"])
+        full_path = os.path.join(snapshot, f["path"])
+        try:
+            st = os.stat(full_path)
+        except OSError:
+            out["missing"].append(f["path"])
+            continue
+        if st.st_size != f.get("size"):
+            out["modified"].append(f["path"])
+        elif full:
+            if sha256_file(full_path) != f.get("sha256"):
+                out["modified"].append(f["path"])
+        elif st.st_mtime_ns != f.get("mtime_ns") or st.st_ino != f.get("ino"):
+            out["modified"].append(f["path"])
+    if os.path.isdir(snapshot):
+        for dirpath, _dirs, names in os.walk(snapshot):
+            for name in names:
+                rel = os.path.relpath(os.path.join(dirpath, name), snapshot)
+                if rel not in listed:
+                    out["extra"].append(rel)
+    return out
+
+
 def _read_first(path):
     try:
         with open(path) as fh:

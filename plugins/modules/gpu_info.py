@@ -219,6 +219,12 @@ gpus:
       description: Why the status is not C(ok).
       type: list
       elements: str
+    issues:
+      description: The reasons as C(kind) (C(gpu.lost), C(gpu.temperature), C(gpu.memory), C(gpu.ecc), C(gpu.row_remap),
+        C(gpu.slowdown), C(gpu.nvlink), C(gpu.persistence), C(gpu.mig), C(gpu.utilization)), C(severity) (fail or warn)
+        and C(message).
+      type: list
+      elements: dict
     notes:
       description: Informational observations (utilisation below target).
       type: list

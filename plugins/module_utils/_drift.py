@@ -1,0 +1,360 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) ragops.gpu_stack contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Engine of ragops.gpu_stack.drift_info (private): compare a host with what site.yml would make
+it, read-only, and return typed findings.
+
+What "should be" comes from the same places site.yml uses: the inventory's map planned onto the
+live GPUs (gpu_plan), the pins of the host roles, and the record gpu_services writes at deploy
+time (GPU UUIDs per index, image IDs). What "is" comes from NVML (gpu_info), the Docker engine,
+dpkg, systemd, daemon.json and the model manifests. Nothing is changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_container import (
+    actual_state, compare, desired_state, host_index_findings)
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_info import NvmlError, gather
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_plan import PlanError, build_plan
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._model_stage import inspect_snapshot
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._service_map import ServiceMapError, validate_services
+
+SEVERITY = {"fail": "critical", "warn": "warning"}
+FIELD_FINDING = {
+    "image_id": "container.image", "gpus": "container.gpus", "env": "container.env", "ports": "container.ports",
+    "volumes": "container.volumes", "shm_size": "container.shm_size", "ipc": "container.ipc",
+    "ulimits": "container.ulimits", "restart_policy": "container.restart_policy",
+    "healthcheck": "container.healthcheck", "log": "container.log", "labels": "container.labels",
+    "user": "container.user", "command": "container.command", "security_opts": "container.security_opts",
+    "privileged": "container.privileged",
+}
+RERUN = "run site.yml: it recreates the container from the map"
+
+
+class Findings(object):
+    def __init__(self, host):
+        self.host = host
+        self.items = []
+
+    def add(self, kind, obj, expected, actual, severity, remediation):
+        self.items.append({"type": kind, "host": self.host, "object": obj, "expected": expected, "actual": actual,
+                           "severity": severity, "remediation": remediation})
+
+
+def container_params(entry):
+    """The gpu_container parameters for one plan entry (as the gpu_services role passes them)."""
+    return {
+        "name": entry["container_name"], "image": entry["image"], "gpus": entry["gpus"], "gpu_count": None,
+        "env": entry["env"] or {},
+        "ports": ["%s:%s:%s" % (p["host_ip"], p["host_port"], p["container_port"]) for p in entry["ports"]],
+        "default_host_ip": "127.0.0.1", "volumes": entry["volumes"], "shm_size": entry["shm_size"],
+        "ipc_mode": entry["ipc"], "ulimits": entry["ulimits"], "restart_policy": "unless-stopped",
+        "healthcheck": entry["healthcheck"], "log_driver": None, "log_options": None, "labels": entry["labels"],
+        "user": entry["user"], "command": entry["command"], "security_opts": None,
+    }
+
+
+def _read_json(path):
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except (IOError, OSError, ValueError):
+        return None
+
+
+def _inspect(api, ref, image=False):
+    try:
+        return api.inspect_image(ref) if image else api.inspect_container(ref)
+    except Exception:  # pylint: disable=broad-except
+        return None
+
+
+class DriftCheck(object):
+    def __init__(self, params, api, run_command, host):
+        self.p = params
+        self.api = api
+        self.run_command = run_command
+        self.f = Findings(host)
+        self.info = None
+        self.plan = None
+        self.deployed = _read_json(params["deployed_state_path"]) or {}
+
+    # -- GPUs -----------------------------------------------------------------------------------
+
+    def gpus(self):
+        try:
+            self.info = gather(self.p["thresholds"], self.p["nvml_timeout"], tolerate_missing_driver=True)
+        except NvmlError as exc:
+            self.f.add("gpu.nvml", "NVML", "answers", str(exc), "critical",
+                       "check the driver (dmesg, nvidia-smi); a hung NVML usually means a GPU in a bad state")
+            return
+        state = self.info.get("driver_state")
+        if state != "ok":
+            kind = "driver.version_mismatch" if state == "version_mismatch" else "driver.unusable"
+            self.f.add(kind, "NVIDIA driver", "loaded at the installed version", "%s: %s"
+                       % (state, self.info.get("driver_error")), "critical",
+                       "reload the nvidia modules or reboot; run site.yml to restore the pinned driver")
+            return
+        for g in self.info.get("gpus", []):
+            label = "GPU %d (%s)" % (g["index"], g.get("uuid") or g.get("pci_bus_id") or "?")
+            for issue in g.get("issues", []):
+                self.f.add(issue["kind"], label, "healthy", issue["message"], SEVERITY[issue["severity"]],
+                           "move its services to a healthy or reserved GPU (failover) and have the board checked"
+                           if issue["severity"] == "fail" else "watch it; check cooling, load and the board's counters")
+        live = dict((g["index"], g.get("uuid")) for g in self.info.get("gpus", []))
+        for rec in self.deployed.get("gpus", []):
+            now = live.get(rec["index"])
+            if now and rec.get("uuid") and now != rec["uuid"]:
+                self.f.add("gpu.uuid_changed", "GPU %d" % rec["index"], rec["uuid"], now, "critical",
+                           "a board was replaced or the GPUs were renumbered; containers stay pinned to the old UUID: "
+                           "run site.yml to re-plan onto the new board")
+
+    # -- plan -----------------------------------------------------------------------------------
+
+    def _build(self, info):
+        p = self.p
+        return build_plan(p["services"], gpu_info=info, overrides=p["overrides"], common_env=p["common_env"],
+                          bind_address=p["bind_address"], reserved_gpus=p["reserved_gpus"],
+                          memory_limit_pct=p["memory_limit_pct"], expected_gpus=p["expected_gpus"],
+                          models_root=p["models_root"])["plan"]
+
+    def plan_services(self):
+        live = self.info if self.info and self.info.get("driver_state") == "ok" else None
+        try:
+            self.plan = self._build(live)
+            return self.plan["services"] if self.plan["resolved"] else None
+        except PlanError as exc:
+            for err in exc.errors:
+                self.f.add("plan.unplannable", err.split(":", 1)[0], "the map plans onto this host", err, "critical",
+                           "fix the GPU (or fail over to a reserved one) or the map")
+        if live is None:
+            return None
+        # Unhealthy GPUs make the map unplannable (reported above); the containers are still judged
+        # against the configuration the map gives them, with health set aside.
+        blind = json.loads(json.dumps(live))
+        for g in blind.get("gpus", []):
+            if "error" not in g:
+                g["status"] = "ok"
+        try:
+            self.plan = self._build(blind)
+        except PlanError:
+            return None
+        return self.plan["services"]
+
+    # -- containers -----------------------------------------------------------------------------
+
+    def containers(self, planned):
+        p = self.p
+        try:
+            normalised = validate_services(p["services"], p["overrides"], p["common_env"], p["bind_address"])
+        except ServiceMapError:
+            return  # reported by the plan
+        recorded = dict((s["name"], s) for s in self.deployed.get("services", []))
+        planned_by_name = dict((s["name"], s) for s in planned or [])
+        managed_ids = set()
+        pinned = {}
+        for svc in (s for s in normalised if s["enabled"]):
+            name, cname = svc["name"], svc["container_name"]
+            obj = "container %s (service %s)" % (cname, name)
+            c = _inspect(self.api, cname)
+            entry = planned_by_name.get(name)
+            uuids = entry["gpu_uuids"] if entry else (recorded.get(name) or {}).get("gpu_uuids", [])
+            for u in uuids:
+                pinned[u] = name
+            if c is None:
+                self.f.add("container.missing", obj, "running", "absent", "critical", RERUN)
+                continue
+            managed_ids.add(c["Id"])
+            state = c.get("State") or {}
+            if state.get("Restarting"):
+                self.f.add("container.restarting", obj, "running", "restarting (exit code %s)" % state.get("ExitCode"),
+                           "critical", "docker logs %s; then %s" % (cname, RERUN))
+            elif not state.get("Running"):
+                self.f.add("container.stopped", obj, "running", state.get("Status") or "stopped", "critical",
+                           "docker start %s, or %s" % (cname, RERUN))
+            elif (state.get("Health") or {}).get("Status") == "unhealthy":
+                log = ((state.get("Health") or {}).get("Log") or [{}])[-1].get("Output", "").strip()
+                self.f.add("container.unhealthy", obj, "healthy", "unhealthy: %s" % log[:300], "critical",
+                           "docker logs %s; check its GPUs and model, then %s" % (cname, RERUN))
+            for finding in host_index_findings(cname, c):
+                self.f.add("container.cuda_visible_devices", obj, "container-local ordinals or none", finding,
+                           "critical", RERUN + " (the plan sets container-local CUDA_VISIBLE_DEVICES)")
+            if entry is None:
+                continue
+            image = _inspect(self.api, entry["image"], image=True)
+            want_id = (p["image_sources"].get(entry["image"]) or {}).get("id") or (image or {}).get("Id")
+            if want_id and c.get("Image") != want_id:
+                self.f.add("container.image", obj, want_id, c.get("Image"), "critical", RERUN)
+            if image is None:
+                self.f.add("image.missing", "image %s" % entry["image"], "present", "absent", "critical",
+                           "stage the image (gpu_stack_image_sources), then run site.yml")
+                continue
+            params = container_params(entry)
+            desired = desired_state(params, image)
+            actual = actual_state(c, _inspect(self.api, c.get("Image"), image=True) or {}, desired)
+            for field in compare(desired, actual):
+                if field == "image_id":
+                    continue  # reported above against the pin
+                self.f.add(FIELD_FINDING.get(field, "container." + field), obj, _show(desired[field]),
+                           _show(actual.get(field)), "critical" if field in ("gpus", "privileged") else "warning",
+                           RERUN)
+        self._unexpected(managed_ids, pinned)
+        self._foreign(managed_ids, pinned)
+
+    def _unexpected(self, managed_ids, pinned):
+        index_to_uuid = dict((str(g["index"]), g.get("uuid")) for g in (self.info or {}).get("gpus", []))
+        try:
+            running = self.api.containers()
+        except Exception:  # pylint: disable=broad-except
+            return
+        for c in running:
+            if c["Id"] in managed_ids:
+                continue
+            info = _inspect(self.api, c["Id"]) or {}
+            for req in (info.get("HostConfig") or {}).get("DeviceRequests") or []:
+                ids = [index_to_uuid.get(str(i), str(i)) for i in req.get("DeviceIDs") or []]
+                if not ids and (req.get("Count") or 0) < 0:
+                    ids = list(pinned)  # --gpus all
+                hit = sorted(set(ids) & set(pinned))
+                if hit:
+                    name = (c.get("Names") or ["?"])[0].lstrip("/")
+                    self.f.add("container.unexpected", "container %s" % name, "no container on pinned GPUs",
+                               "uses %s (pinned to %s)" % (", ".join(hit), ", ".join(sorted(set(pinned[u] for u in hit)))),
+                               "critical", "stop it (docker rm -f %s); GPUs are the map's" % name)
+
+    def _foreign(self, managed_ids, pinned):
+        pids = set()
+        for cid in managed_ids:
+            info = _inspect(self.api, cid) or {}
+            if (info.get("State") or {}).get("Pid"):
+                pids.add(info["State"]["Pid"])
+        for g in (self.info or {}).get("gpus", []):
+            if g.get("uuid") not in pinned:
+                continue
+            for proc in g.get("processes") or []:
+                if proc["pid"] in pids or _in_container(proc["pid"], managed_ids):
+                    continue
+                self.f.add("gpu.foreign_process", "GPU %d (%s)" % (g["index"], g["uuid"]),
+                           "only service %s" % pinned[g["uuid"]],
+                           "pid %s (%s) uses %s MiB" % (proc["pid"], proc.get("name"), proc.get("used_mib")),
+                           "warning", "find and stop it (nvidia-smi; ps -p %s)" % proc["pid"])
+
+    # -- driver stack ---------------------------------------------------------------------------
+
+    def driver_stack(self):
+        p = self.p
+        pkgs = p["packages"] or {}
+        if pkgs:
+            rc, out, _err = self.run_command(["dpkg-query", "-W", "-f=${Package}\\t${Version}\\n"] + sorted(pkgs))
+            have = dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
+            for name in sorted(pkgs):
+                want = pkgs[name]
+                got = have.get(name)
+                if not got:
+                    self.f.add("driver.package_missing", "package %s" % name, want, "not installed", "critical",
+                               "run site.yml")
+                elif not _version_matches(got, want):
+                    self.f.add("driver.package_version", "package %s" % name, want, got, "critical",
+                               "run site.yml to restore the pin (an upgrade outside Ansible?)")
+        if p["holds"]:
+            rc, out, _err = self.run_command(["dpkg", "--get-selections"] + sorted(p["holds"]))
+            sel = dict(line.split()[:2] for line in out.splitlines() if len(line.split()) >= 2)
+            for name in sorted(p["holds"]):
+                if name in sel and sel[name] != "hold":
+                    self.f.add("driver.package_hold", "package %s" % name, "hold", sel[name], "warning",
+                               "apt-mark hold %s (site.yml does)" % name)
+        if p["fabricmanager"]:
+            rc, out, _err = self.run_command(["systemctl", "is-active", "nvidia-fabricmanager"])
+            if out.strip() != "active":
+                self.f.add("driver.fabricmanager", "nvidia-fabricmanager", "active", out.strip() or "unknown",
+                           "critical", "systemctl start nvidia-fabricmanager; journalctl -u nvidia-fabricmanager "
+                           "(a version other than the driver's refuses to start)")
+        if p["docker_runtime"]:
+            daemon = _read_json(p["daemon_json_path"]) or {}
+            if p["docker_runtime"] not in (daemon.get("runtimes") or {}):
+                self.f.add("driver.docker_runtime", p["daemon_json_path"], "runtimes.%s" % p["docker_runtime"],
+                           "missing", "critical", "run site.yml (nvidia_container_toolkit merges it back)")
+
+    # -- models ---------------------------------------------------------------------------------
+
+    def models(self):
+        p = self.p
+        try:
+            normalised = validate_services(p["services"], p["overrides"], p["common_env"], p["bind_address"])
+        except ServiceMapError:
+            return
+        seen = set()
+        for svc in (s for s in normalised if s["enabled"]):
+            repo, rev = svc["model"]["repo_id"], svc["model"]["revision"]
+            if (repo, rev) in seen:
+                continue
+            seen.add((repo, rev))
+            obj = "model %s@%s" % (repo, rev[:12])
+            state = inspect_snapshot(p["models_root"], repo, rev, full=p["full_verify"])
+            if not state["manifest"] or not state["snapshot"]:
+                self.f.add("model.missing", obj, "staged", "not staged (no snapshot or manifest)", "critical",
+                           "run site.yml (hf_models stages it)")
+                continue
+            if state["ref"] != rev:
+                self.f.add("model.revision", obj, rev, state["ref"] or "no refs/main", "warning",
+                           "run site.yml (it writes refs/main)")
+            for path in state["missing"]:
+                self.f.add("model.missing_file", "%s %s" % (obj, path), "present", "missing", "critical",
+                           "run site.yml (hf_models restages it)")
+            for path in state["modified"]:
+                self.f.add("model.modified_file", "%s %s" % (obj, path), "as staged (size, mtime%s)"
+                           % (", sha256" if p["full_verify"] else ""), "modified", "critical",
+                           "run site.yml: hf_models re-hashes changed files and restages them")
+            for path in state["extra"]:
+                self.f.add("model.extra_file", "%s %s" % (obj, path), "absent", "present", "warning", "run site.yml")
+
+    def run(self):
+        self.gpus()
+        planned = self.plan_services()
+        if self.api is not None:
+            self.containers(planned)
+        self.driver_stack()
+        self.models()
+        items = self.f.items
+        by_kind, by_sev = {}, {}
+        for i in items:
+            by_kind[i["type"]] = by_kind.get(i["type"], 0) + 1
+            by_sev[i["severity"]] = by_sev.get(i["severity"], 0) + 1
+        gpus = [{"index": g["index"], "uuid": g.get("uuid"), "status": g.get("status")}
+                for g in (self.info or {}).get("gpus", [])]
+        return {"findings": items, "status": "drift" if items else "clean", "summary": {
+            "total": len(items), "by_type": by_kind, "by_severity": by_sev}, "gpus": gpus,
+            "driver_state": (self.info or {}).get("driver_state"),
+            "plan_hash": (self.plan or {}).get("hash"), "deployed_plan_hash": self.deployed.get("plan_hash")}
+
+
+def _show(value):
+    if isinstance(value, dict) and "ids" in value:
+        return ",".join(value["ids"]) or ("count=%s" % value.get("count"))
+    return value
+
+
+def _version_matches(got, want):
+    if want.endswith("*"):
+        return got.startswith(want[:-1])
+    return got == want
+
+
+def _in_container(pid, container_ids):
+    try:
+        with open("/proc/%d/cgroup" % int(pid)) as fh:
+            text = fh.read()
+    except (IOError, OSError, ValueError):
+        return False
+    return any(cid in text for cid in container_ids)
+
+
+def run(params, api, run_command, host):
+    return DriftCheck(params, api, run_command, host).run()
+
+
+__all__ = ["run", "container_params"]
