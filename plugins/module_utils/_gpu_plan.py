@@ -132,13 +132,13 @@ def _check_static(svc, reserved, errors):
                           % (svc["name"], _ranges(on_reserved), _fmt_gpus(sorted(reserved))))
 
 
-def _check_topology(svc, resolved, errors, nvswitch):
+def _check_topology(svc, resolved, errors, nvswitch, all_gpus):
     if len(resolved) < 2:
         return
     for i, a in enumerate(resolved):
         for b in resolved[i + 1:]:
             if b["index"] not in (a.get("nvlink_peers") or []):
-                pairs = sorted(set(tuple(sorted((g["index"], p))) for g in resolved for p in g.get("nvlink_peers", [])))
+                pairs = sorted(set(tuple(sorted((g["index"], p))) for g in all_gpus for p in g.get("nvlink_peers", [])))
                 hint = "GPUs joined by NVLink here: %s" % (", ".join("%d-%d" % p for p in pairs) or "none") \
                     if not nvswitch else "an NVLink link is down"
                 errors.append("service '%s': tensor-parallel GPUs %d and %d have no NVLink path between them (%s); "
@@ -219,7 +219,7 @@ def build_plan(services, gpu_info=None, overrides=None, common_env=None, bind_ad
                             errors.append("service '%s': GPU %s is reserved (gpu_stack_reserved_gpus: %s); use an "
                                           "unreserved GPU, or mark the service tier: secondary"
                                           % (svc["name"], _ranges(on_reserved), _fmt_gpus(sorted(reserved))))
-                    _check_topology(svc, resolved, errors, gpu_info.get("nvswitch", False))
+                    _check_topology(svc, resolved, errors, gpu_info.get("nvswitch", False), list(by_index.values()))
                 for g in resolved:
                     usage.setdefault(g["index"], []).append(
                         (svc, float(svc["vram_estimate_gb"]) / max(len(svc["gpus"]), 1)))

@@ -436,8 +436,12 @@ class Stager(object):
         t0 = time.monotonic()
         if f["sha256"]:
             blob = os.path.join(self.blobs, f["sha256"])
-            if os.path.isfile(blob) and (f["size"] is None or os.path.getsize(blob) == f["size"]):
-                return f["sha256"], os.path.getsize(blob), 0.0, 0  # verified blob from an earlier (interrupted) run
+            if os.path.isfile(blob):
+                # A blob of an earlier (interrupted) run: reuse it when it still hashes to its name,
+                # which costs one read instead of a copy; a blob damaged in place is replaced.
+                if (f["size"] is None or os.path.getsize(blob) == f["size"]) and sha256_file(blob) == f["sha256"]:
+                    return f["sha256"], os.path.getsize(blob), 0.0, 0
+                os.unlink(blob)
         src = self.source.open(f["path"]) if self.source else None
         if src is None:
             raise StageError("model %s: file %s is in the manifest but missing from the source %s; the source is "

@@ -36,6 +36,7 @@ def main(argv=None) -> int:
     fault.add_argument("--pct", type=int, default=97)
     fault.add_argument("--pid", type=int, default=31337)
     fault.add_argument("--used-mib", type=int, default=2048)
+    fault.add_argument("--delay-ms", type=int, default=60000)
     sub.add_parser("libdir", help="print the directory of the default libnvidia-ml.so.1 (for LD_LIBRARY_PATH)")
     args = p.parse_args(argv)
     try:
@@ -69,7 +70,7 @@ def main(argv=None) -> int:
             else:
                 print(nodes.inject(args.node, args.kind, gpu=args.gpu, xid=args.xid, count=args.count,
                                    temp=args.temp, link=args.link, pct=args.pct, pid=args.pid,
-                                   used_mib=args.used_mib))
+                                   used_mib=args.used_mib, delay_ms=args.delay_ms))
         elif args.cmd == "libdir":
             print(build.default_library_dir())
     except SimError as exc:

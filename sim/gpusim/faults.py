@@ -19,6 +19,7 @@ KINDS = {
     "foreign-process": "a process nobody deployed uses the GPU (--pid, --used-mib)",
     "board-replaced": "the board at this index was replaced: new UUID and serial",
     "absent": "the GPU is gone from enumeration (after a reboot with a dead board): indices shift",
+    "hang": "nvmlInit hangs (--delay-ms N, default 60000), as with a sick driver (machine-wide; --gpu ignored)",
 }
 THERMAL_REASONS = ["sw_thermal_slowdown", "hw_slowdown", "hw_thermal_slowdown"]
 
@@ -33,9 +34,13 @@ def _gpu(machine: dict, index: int | None) -> dict:
 
 
 def apply(machine: dict, kind: str, gpu: int | None = None, xid: int = 48, count: int = 1, temp: int = 91,
-          link: int = 0, pct: int = 97, pid: int = 31337, used_mib: int = 2048, name: str = "python3") -> str:
+          link: int = 0, pct: int = 97, pid: int = 31337, used_mib: int = 2048, name: str = "python3",
+          delay_ms: int = 60000) -> str:
     if kind not in KINDS:
         raise SimError(f"unknown fault {kind!r}; one of: {', '.join(KINDS)}")
+    if kind == "hang":
+        machine.setdefault("nvml", {})["init_delay_ms"] = delay_ms
+        return f"hang: nvmlInit sleeps {delay_ms} ms"
     g = _gpu(machine, gpu)
     label = f"GPU {gpu} ({g.get('uuid')})"
     if kind == "lost":

@@ -429,6 +429,16 @@ static nvmlReturn_t load_fixture(void)
             fprintf(stderr, "gpu-sim: %s: %s\n", path, err);
         return NVML_ERROR_DRIVER_NOT_LOADED;
     }
+    /* A sick driver can hang nvmlInit: "nvml": {"init_delay_ms": N} simulates it. */
+    {
+        long long delay = simjson_int(simjson_path(root, "nvml.init_delay_ms"), 0);
+        if (delay > 0) {
+            struct timespec ts;
+            ts.tv_sec = (time_t)(delay / 1000);
+            ts.tv_nsec = (long)(delay % 1000) * 1000000L;
+            nanosleep(&ts, NULL);
+        }
+    }
     rc = kernel_module_check(root, why, sizeof(why));
     if (rc != NVML_SUCCESS) {
         if (getenv("GPU_SIM_DEBUG"))

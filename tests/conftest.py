@@ -1,0 +1,241 @@
+# -*- coding: utf-8 -*-
+"""Shared test fixtures: the simulated NVML library on the controller, simulated nodes, and a
+helper to run Ansible from the repository root.
+
+Real components only: pynvml is the real nvidia-ml-py loading the simulator's libnvidia-ml.so.1;
+Docker is the real engine (scripts/ensure-docker starts one when none answers); Ansible is the
+real ansible-playbook.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+A100 = "a100-sxm4-80gb-x8"
+
+
+# ---------------------------------------------------------------------------------------------
+# the NVML library on the controller
+
+
+@pytest.fixture(scope="session")
+def nvml_lib():
+    """Build the stand-in library and load it so that pynvml's CDLL("libnvidia-ml.so.1") finds it
+    (an already loaded object with that soname), as LD_LIBRARY_PATH would on a real host."""
+    from gpusim import build
+
+    libdir = build.default_library_dir()
+    ctypes.CDLL(str(libdir / "libnvidia-ml.so.1"), mode=ctypes.RTLD_GLOBAL)
+    return libdir
+
+
+class Machine(object):
+    """A machine fixture in a temporary file, pointed at by GPU_SIM_FIXTURE."""
+
+    def __init__(self, path: Path, name: str):
+        from gpusim import fixtures
+
+        self.path = path
+        self.data = fixtures.load(name)
+        # On the controller the "kernel module" is taken as loaded at the library's version.
+        self.data.pop("kernel_module", None)
+        self.write()
+
+    def write(self):
+        self.path.write_text(json.dumps(self.data), encoding="utf-8")
+
+    def fault(self, kind, **kwargs):
+        from gpusim import faults
+
+        msg = faults.apply(self.data, kind, **kwargs)
+        self.write()
+        return msg
+
+    def kernel_module(self, version):
+        self.data["kernel_module"] = {"version": version}
+        self.write()
+
+    def gpu(self, slot):
+        return self.data["gpus"][slot]
+
+
+@pytest.fixture
+def machine(tmp_path, monkeypatch, nvml_lib):
+    """factory: machine(name) -> Machine, the fixture NVML reads from now on."""
+
+    def make(name=A100):
+        m = Machine(tmp_path / f"{name}.json", name)
+        monkeypatch.setenv("GPU_SIM_FIXTURE", str(m.path))
+        return m
+
+    return make
+
+
+# ---------------------------------------------------------------------------------------------
+# Ansible
+
+
+class Run(object):
+    def __init__(self, proc: subprocess.CompletedProcess, seconds: float):
+        self.rc = proc.returncode
+        self.out = proc.stdout
+        self.seconds = seconds
+
+    def recap(self, host):
+        m = re.search(r"^%s\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)" % re.escape(host),
+                      self.out, re.M)
+        assert m, "no PLAY RECAP line for %s in:\n%s" % (host, self.out[-3000:])
+        return dict(zip(("ok", "changed", "unreachable", "failed"), map(int, m.groups())))
+
+    def __repr__(self):
+        return "<ansible rc=%s %.1fs>\n%s" % (self.rc, self.seconds, self.out[-6000:])
+
+
+def ansible_playbook(playbook, inventory, *args, extra_vars=None, timeout=1200, env=None):
+    cmd = [str(VENV_BIN / "ansible-playbook"), str(playbook), "-i", str(inventory)]
+    for key, value in (extra_vars or {}).items():
+        cmd += ["-e", json.dumps({key: value})]
+    cmd += list(args)
+    run_env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+                   ANSIBLE_FORCE_COLOR="0", PATH="%s:%s" % (VENV_BIN, os.environ.get("PATH", "")))
+    run_env.pop("GPU_SIM_FIXTURE", None)
+    run_env.update(env or {})
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=timeout, check=False)
+    proc.stdout = proc.stdout + proc.stderr
+    return Run(proc, time.monotonic() - t0)
+
+
+@pytest.fixture(scope="session")
+def ansible():
+    return ansible_playbook
+
+
+# ---------------------------------------------------------------------------------------------
+# simulated nodes
+
+
+def docker_exec(node, *cmd, check=True, input=None):
+    proc = subprocess.run(["docker", "exec", "-i", node, *cmd], capture_output=True, text=True, input=input,
+                          check=False, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError("docker exec %s %s failed (%d): %s%s" % (node, " ".join(cmd), proc.returncode,
+                                                                      proc.stdout, proc.stderr))
+    return proc
+
+
+@pytest.fixture(scope="session")
+def docker_engine():
+    proc = subprocess.run([str(ROOT / "scripts" / "ensure-docker")], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, "no Docker engine: %s%s" % (proc.stdout, proc.stderr)
+
+
+@pytest.fixture(scope="session")
+def sim(docker_engine):
+    from gpusim import build
+
+    return build.build_all()
+
+
+class Node(object):
+    """A simulated node with its own inventory (not inventories/sim)."""
+
+    def __init__(self, name, inventory, fixture):
+        self.name = name
+        self.inventory = inventory
+        self.fixture = fixture
+
+    def sh(self, script, check=True):
+        return docker_exec(self.name, "sh", "-c", script, check=check)
+
+    def fault(self, kind, **kwargs):
+        from gpusim import nodes
+
+        return nodes.inject(self.name, kind, **kwargs)
+
+    def clear_faults(self):
+        from gpusim import nodes
+
+        nodes.reset(self.name)
+
+    def packages(self):
+        return self.sh("dpkg-query -W -f='${Package} ${Version} ${db:Status-Abbrev}\\n' | sort").stdout
+
+    def inspect(self, container):
+        out = self.sh("docker inspect %s" % container, check=False)
+        return json.loads(out.stdout)[0] if out.returncode == 0 else None
+
+
+@pytest.fixture(scope="session")
+def node_factory(sim, tmp_path_factory):
+    """node_factory(prefix, fixture=A100) -> Node, booted and with an inventory; removed at the end."""
+    from gpusim import nodes
+
+    made = []
+
+    def make(prefix, fixture=A100, count=1):
+        inv = tmp_path_factory.mktemp("inventory-%s" % prefix)
+        res = nodes.up(count=count, fixture=fixture, prefix=prefix, inventory=inv / "sim")
+        made.extend(res["nodes"])
+        group = [Node(n, inv / "sim", fixture) for n in res["nodes"]]
+        for n in group:
+            n.boot_seconds = res["boot_seconds"][n.name]
+        return group if count > 1 else group[0]
+
+    yield make
+    if os.environ.get("RAGOPS_KEEP_NODES") != "1":
+        for name in made:
+            nodes.remove(name)
+
+
+@pytest.fixture(scope="session")
+def converged_node(node_factory, ansible):
+    """One simulated 8x A100 node taken from bare to serving by site.yml (the first run's result is
+    kept on the node object for the end-to-end test)."""
+    node = node_factory("gpu-test")
+    node.first_run = ansible(ROOT / "site.yml", node.inventory)
+    assert node.first_run.rc == 0, node.first_run
+    return node
+
+
+# ---------------------------------------------------------------------------------------------
+# modules, run for real (the module file as Ansible runs it, with its JSON arguments)
+
+
+def run_module(name, args, check_mode=False, python=None, env=None):
+    """Run plugins/modules/<name>.py like Ansible does (arguments as a JSON file); returns its result."""
+    import tempfile
+
+    payload = dict(args)
+    payload["_ansible_check_mode"] = check_mode
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        json.dump({"ANSIBLE_MODULE_ARGS": payload}, fh)
+        path = fh.name
+    try:
+        run_env = dict(os.environ, PYTHONPATH=str(ROOT / "collections"))
+        run_env.update(env or {})
+        proc = subprocess.run([python or sys.executable, str(ROOT / "plugins" / "modules" / ("%s.py" % name)), path],
+                              capture_output=True, text=True, env=run_env, check=False, timeout=300)
+    finally:
+        os.unlink(path)
+    try:
+        return json.loads(proc.stdout)
+    except ValueError:
+        raise AssertionError("module %s printed no JSON (rc %d): %s %s" % (name, proc.returncode, proc.stdout,
+                                                                          proc.stderr))
+
+
+@pytest.fixture(scope="session")
+def module():
+    return run_module
