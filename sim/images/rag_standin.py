@@ -18,6 +18,7 @@ The body says why when unhealthy. `rag_standin.py --probe` is the image's HEALTH
 import ctypes
 import json
 import os
+import signal
 import sys
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -189,6 +190,8 @@ def probe():
 if __name__ == "__main__":
     if "--probe" in sys.argv:
         sys.exit(probe())
+    # PID 1 in a container ignores SIGTERM unless it handles it: stop promptly on `docker stop`.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     code, body = health()
     print("starting %s on :%d, initial health %d: %s" % (KIND, PORT, code, "; ".join(body["reasons"]) or "ok"),
           flush=True)

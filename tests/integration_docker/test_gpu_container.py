@@ -1,0 +1,214 @@
+# -*- coding: utf-8 -*-
+"""gpu_container against the real dockerd of a simulated node (with the simulator's container hook),
+through ansible-playbook and the docker connection: the quartet per option (check reports a change,
+apply changes, apply again reports none, check again reports none), recreation rules, adoption of a
+hand-started container, and each error with its message. No mocked engine."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+IMAGE = "rag-embedding-server:1.0.0"
+VENV_PY = "/opt/ragops/venv/bin/python"
+
+
+def play(node, ansible, tmp_path, steps, python=VENV_PY):
+    """Run gpu_container tasks in order; returns each task's result. A failed task's result carries the
+    module's `msg` (the tasks set failed_when: false so that every step runs)."""
+    out = tmp_path / "results.json"
+    tasks = []
+    for i, step in enumerate(steps):
+        args = dict(step["args"])
+        task = {"name": "step %d" % i, "ragops.gpu_stack.gpu_container": args, "register": "r%d" % i,
+                "failed_when": False, "vars": {"ansible_python_interpreter": python}}
+        if step.get("check"):
+            task["check_mode"] = True
+        if step.get("diff"):
+            task["diff"] = True
+        tasks.append(task)
+    tasks.append({"name": "collect", "ansible.builtin.copy": {
+        "content": "{{ [%s] | to_json }}" % ", ".join("r%d" % i for i in range(len(steps))),
+        "dest": str(out), "mode": "0644"}, "delegate_to": "localhost"})
+    pb = tmp_path / "play.yml"
+    pb.write_text(yaml.safe_dump([{"name": "gpu_container", "hosts": node.name, "gather_facts": False,
+                                   "tasks": tasks}], sort_keys=False))
+    run = ansible(pb, node.inventory)
+    assert run.rc == 0, run
+    return json.loads(out.read_text())
+
+
+def base(name, **extra):
+    args = {"name": name, "image": IMAGE, "healthcheck": {"interval": 5, "start_period": 1},
+            "env": {"HF_HUB_OFFLINE": "1"}}
+    args.update(extra)
+    return args
+
+
+def quartet(node, ansible, tmp_path, name, before, after):
+    r = play(node, ansible, tmp_path, [
+        {"args": dict(before, state="absent")},
+        {"args": before},
+        {"args": after, "check": True, "diff": True},
+        {"args": after},
+        {"args": after},
+        {"args": after, "check": True},
+    ])
+    for res in r:
+        assert not res.get("failed"), res
+    return r[2:]
+
+
+def uuid_of(node, index):
+    return node.sh("nvidia-smi -i %d --query-gpu=uuid --format=csv,noheader" % index).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def node(converged_node):
+    return converged_node
+
+
+OPTIONS = [
+    ("gpus", {}, lambda n: {"gpus": [{"index": 6, "uuid": uuid_of(n, 6)}]}),
+    ("env", {}, lambda n: {"env": {"HF_HUB_OFFLINE": "1", "BATCH_SIZE": "32"}}),
+    ("ports", {}, lambda n: {"ports": ["18201:8000"]}),
+    ("volumes", {}, lambda n: {"volumes": ["/opt/models/hf:/models:ro"]}),
+    ("shm", {}, lambda n: {"shm_size": "1g"}),
+    ("healthcheck", {}, lambda n: {"healthcheck": {"interval": 7, "timeout": 3, "retries": 5, "start_period": 2}}),
+]
+
+
+@pytest.mark.parametrize("option,before,change", OPTIONS, ids=[o[0] for o in OPTIONS])
+def test_quartet(node, ansible, tmp_path, option, before, change):
+    name = "t-quartet-%s" % option
+    b = base(name, **before)
+    a = dict(b, **change(node))
+    check, apply, again, check_again = quartet(node, ansible, tmp_path, name, b, a)
+    assert (check["changed"], apply["changed"], again["changed"], check_again["changed"]) == (True, True, False, False)
+    assert check["actions"] == ["recreate"] and again["actions"] == []
+    assert check["diff"]["before"] != check["diff"]["after"]
+    field = {"shm": "shm_size"}.get(option, option)
+    assert field in check["changes"]
+    node.sh("docker rm -f %s" % name)
+
+
+def test_gpu_request_by_uuid_is_pinned_and_canonical(node, ansible, tmp_path):
+    uuids = [uuid_of(node, 6), uuid_of(node, 7)]
+    r = play(node, ansible, tmp_path, [
+        {"args": base("t-pin", gpus=[uuids[1], uuids[0]])},
+        {"args": base("t-pin", gpus=[uuids[0], uuids[1]])},  # order does not matter
+    ])
+    assert r[0]["changed"] and not r[1]["changed"]
+    assert node.inspect("t-pin")["HostConfig"]["DeviceRequests"][0]["DeviceIDs"] == sorted(uuids)
+    node.sh("docker rm -f t-pin")
+
+
+def test_recreated_when_the_gpus_change_and_only_then(node, ansible, tmp_path):
+    g6, g7 = uuid_of(node, 6), uuid_of(node, 7)
+    play(node, ansible, tmp_path, [{"args": base("t-recreate", gpus=[g6])}])
+    first = node.inspect("t-recreate")["Id"]
+    r = play(node, ansible, tmp_path, [
+        {"args": base("t-recreate", gpus=[g6])},                               # nothing
+        {"args": base("t-recreate", gpus=[g6], restart_policy="always")},      # in place
+    ])
+    assert (r[0]["changed"], r[1]["actions"]) == (False, ["update"])
+    assert node.inspect("t-recreate")["Id"] == first
+    r = play(node, ansible, tmp_path, [{"args": base("t-recreate", gpus=[g7], restart_policy="always")}])
+    assert r[0]["actions"] == ["recreate"] and r[0]["changes"] == ["gpus"]
+    assert node.inspect("t-recreate")["Id"] != first
+    assert node.inspect("t-recreate")["HostConfig"]["DeviceRequests"][0]["DeviceIDs"] == [g7]
+    node.sh("docker rm -f t-recreate")
+
+
+def test_equivalent_hand_started_container_is_adopted(node, ansible, tmp_path):
+    """Started by hand with --gpus device=1 (an index): equal to the same GPU's UUID, so adopted."""
+    g1 = uuid_of(node, 1)
+    image_id = node.sh("docker image inspect -f '{{.Id}}' %s" % IMAGE).stdout.strip()
+    node.sh("docker rm -f t-adopt >/dev/null 2>&1 || true")
+    node.sh("docker run -d --name t-adopt --gpus '\"device=1\"' -e HF_HUB_OFFLINE=1 -p 127.0.0.1:18202:8000 "
+            "--restart unless-stopped --security-opt no-new-privileges --log-opt max-size=50m --log-opt max-file=5 "
+            "--health-interval 30s --health-timeout 10s --health-retries 3 --health-start-period 60s "
+            "--label io.ragops.gpu-stack.managed-by=ragops.gpu_stack.gpu_container "
+            "--label io.ragops.gpu-stack.image-id=%s %s" % (image_id, IMAGE))
+    started = node.inspect("t-adopt")["Id"]
+    r = play(node, ansible, tmp_path, [{"args": {"name": "t-adopt", "image": IMAGE, "env": {"HF_HUB_OFFLINE": "1"},
+                                                 "ports": ["18202:8000"], "gpus": [{"index": 1, "uuid": g1}]}}])
+    assert r[0]["changed"] is False and r[0]["actions"] == [], r[0]
+    assert node.inspect("t-adopt")["Id"] == started
+    node.sh("docker rm -f t-adopt")
+
+
+def test_seed_embedding_line_is_reported_and_replaced(node, ansible, tmp_path):
+    """The guide's own docker run line (with the container name its other commands use)."""
+    node.sh("docker rm -f rag-embedding-server-seed >/dev/null 2>&1 || true; docker tag %s "
+            "rag-embedding-server:latest" % IMAGE)
+    node.sh("docker run -d --name rag-embedding-server-seed --gpus '\"device=1\"' -e CUDA_VISIBLE_DEVICES=1 "
+            "-e MODEL_NAME=sentence-transformers/all-MiniLM-L6-v2 rag-embedding-server:latest")
+    g1 = uuid_of(node, 1)
+    want = {"name": "rag-embedding-server-seed", "image": IMAGE, "gpus": [{"index": 1, "uuid": g1}],
+            "env": {"MODEL_NAME": "sentence-transformers/all-MiniLM-L6-v2", "CUDA_VISIBLE_DEVICES": "0",
+                    "HF_HUB_OFFLINE": "1"}}
+    r = play(node, ansible, tmp_path, [{"args": want, "check": True}, {"args": want}, {"args": want}])
+    assert r[0]["findings"] == [
+        "container rag-embedding-server-seed: CUDA_VISIBLE_DEVICES=1 names GPU ordinal(s) 1, but the container sees 1 "
+        "GPU(s) numbered from 0 (host indices do not apply inside a container); CUDA sees no usable GPU"]
+    assert "gpus" not in r[0]["changes"]  # device=1 is GPU 1's UUID: the GPU part is equivalent
+    assert "env" in r[0]["changes"] and r[0]["actions"] == ["recreate"]
+    assert r[1]["changed"] and r[2]["changed"] is False and r[2]["findings"] == []
+    node.sh("docker rm -f rag-embedding-server-seed; docker rmi rag-embedding-server:latest")
+
+
+def test_errors(node, ansible, tmp_path):
+    g6 = uuid_of(node, 6)
+    node.sh("docker rm -f t-port-holder t-port >/dev/null 2>&1 || true; "
+            "docker run -d --name t-port-holder -p 127.0.0.1:18210:8000 %s" % IMAGE)
+    r = play(node, ansible, tmp_path, [
+        {"args": base("t-err", docker_host="unix:///run/nonexistent.sock")},
+        {"args": base("t-err", image="rag-missing:9.9.9")},
+        {"args": base("t-err", gpus=["9"])},
+        {"args": base("t-port", ports=["18211:8000"])},
+        {"args": base("t-port", ports=["18210:8000"])},
+    ])
+    assert r[0]["msg"].startswith("cannot reach the Docker engine at unix:///run/nonexistent.sock")
+    assert r[1]["msg"] == (
+        "container t-err: image rag-missing:9.9.9 is not on this host's Docker engine; nothing is pulled. Stage it "
+        "first: the ragops.gpu_stack.gpu_services role loads image tarballs (gpu_stack_image_sources) or pulls from "
+        "your registry; by hand: docker load -i <tarball>")
+    assert r[2]["msg"].startswith("container t-err: the container runtime does not know GPU(s) 9 (")
+    assert node.inspect("t-err") is None  # nothing left behind
+    assert r[3]["changed"] and not r[3].get("failed")
+    # moving t-port onto a taken port fails, and the running container is kept and running
+    assert "a published host port is already in use by container t-port-holder" in r[4]["msg"]
+    assert "The previous container t-port was kept and is running again" in r[4]["msg"]
+    kept = node.inspect("t-port")
+    assert kept["State"]["Running"] and kept["HostConfig"]["PortBindings"]["8000/tcp"][0]["HostPort"] == "18211"
+    assert node.inspect("t-port-ragops-next") is None
+    node.fault("lost", gpu=6)
+    try:
+        r = play(node, ansible, tmp_path, [{"args": base("t-lost", gpus=[g6])}])
+        assert "a requested GPU is lost (fell off the bus)" in r[0]["msg"]
+    finally:
+        node.clear_faults()
+    node.sh("docker rm -f t-port-holder t-port t-lost >/dev/null 2>&1 || true")
+
+
+def test_docker_sdk_missing_on_the_host(node, ansible, tmp_path):
+    r = play(node, ansible, tmp_path, [{"args": base("t-nosdk")}], python="/usr/bin/python3")
+    assert "Failed to import the required Python library (docker (the Docker SDK for Python))" in r[0]["msg"]
+
+
+def test_runtime_without_the_nvidia_driver(node, ansible, tmp_path):
+    """dockerd started without the toolkit's hook on its PATH has no 'nvidia' device driver."""
+    hook = "/usr/bin/nvidia-container-runtime-hook"
+    node.sh("mv %s %s.off && systemctl restart docker" % (hook, hook))
+    try:
+        r = play(node, ansible, tmp_path, [{"args": base("t-nodriver", gpus=[uuid_of(node, 6)])}])
+        assert r[0]["msg"].startswith("container t-nodriver: the Docker engine has no 'nvidia' device driver (")
+        assert "run the ragops.gpu_stack.nvidia_container_toolkit role" in r[0]["msg"]
+    finally:
+        node.sh("mv %s.off %s && systemctl restart docker" % (hook, hook))
+        node.sh("docker rm -f t-nodriver >/dev/null 2>&1 || true")
