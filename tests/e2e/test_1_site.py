@@ -1,0 +1,140 @@
+# -*- coding: utf-8 -*-
+"""site.yml end to end on a simulated 8x A100 node: bare host to four healthy GPU-pinned services,
+idempotent, check mode clean, bad maps refused before any container changes, health_check.yml
+failing by name. The first converge runs in the session fixture `converged_node`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = {"rag-whisper": (8004, [0]), "rag-embedding-server": (8001, [1]), "rag-llm-server": (8003, [2, 3]),
+            "rag-dots-ocr": (8002, [4])}
+
+
+def containers(node):
+    out = node.sh("docker ps -a --no-trunc --format '{{.ID}} {{.Names}} {{.Status}}' | sort").stdout
+    return [line.split(" ", 2)[:2] for line in out.splitlines()]
+
+
+def test_bare_node_converges_with_all_services_healthy(converged_node):
+    run = converged_node.first_run
+    assert run.recap(converged_node.name)["failed"] == 0
+    for name in SERVICES:
+        assert name in run.out
+    table = run.out[run.out.index("Services on %s" % converged_node.name):]
+    assert table.count(" healthy ") >= 4 and "UNHEALTHY" not in table.split("GPUs on")[0]
+    assert "driver 550.127.05 = packages = kernel module = NVML = fabric manager" in run.out
+
+
+def test_second_run_changes_nothing(converged_node, ansible):
+    run = ansible(ROOT / "site.yml", converged_node.inventory)
+    assert run.rc == 0, run
+    assert run.recap(converged_node.name)["changed"] == 0, run
+    converged_node.second_run = run
+
+
+def test_check_mode_on_the_converged_node_reports_no_change(converged_node, ansible):
+    run = ansible(ROOT / "site.yml", converged_node.inventory, "--check", "--diff")
+    assert run.rc == 0, run
+    assert run.recap(converged_node.name)["changed"] == 0, run
+
+
+def test_seed_health_check_loop_reports_all_healthy(converged_node):
+    """The guide's own GPU Health Check Script loop, run inside the node."""
+    script = r'''
+services=("8004:Whisper" "8001:Embedding" "8003:LLM" "8002:OCR")
+for service in "${services[@]}"; do
+    IFS=':' read -r port name <<< "$service"
+    if curl -s -o /dev/null -w "%{http_code}" "http://localhost:$port/health" | grep -q "200"; then
+        echo "✓ $name: Healthy"
+    else
+        echo "✗ $name: Unhealthy"
+    fi
+done
+'''
+    out = converged_node.sh("bash -c '%s'" % script.replace("'", "'\\''")).stdout.strip().splitlines()
+    assert out == ["✓ Whisper: Healthy", "✓ Embedding: Healthy", "✓ LLM: Healthy", "✓ OCR: Healthy"]
+
+
+def test_containers_are_pinned_by_uuid_without_host_indices(converged_node):
+    node = converged_node
+    uuids = node.sh("nvidia-smi --query-gpu=uuid --format=csv,noheader").stdout.split()
+    for name, (port, gpus) in SERVICES.items():
+        c = node.inspect(name)
+        assert c["State"]["Running"] and c["State"]["Health"]["Status"] in ("healthy", "starting")
+        req = c["HostConfig"]["DeviceRequests"]
+        assert [r["DeviceIDs"] for r in req] == [sorted(uuids[i] for i in gpus)]
+        env = dict(e.split("=", 1) for e in c["Config"]["Env"])
+        assert env["CUDA_VISIBLE_DEVICES"] == ",".join(str(i) for i in range(len(gpus)))
+        assert env["NVIDIA_VISIBLE_DEVICES"] == ",".join(uuids[i] for i in gpus)
+        assert env["HF_HUB_OFFLINE"] == "1" and env["TRANSFORMERS_OFFLINE"] == "1"
+        assert c["HostConfig"]["PortBindings"] == {"8000/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}
+        assert c["HostConfig"]["Binds"] == ["/opt/models/hf:/models:ro"]
+        assert c["HostConfig"]["Privileged"] is False and "no-new-privileges" in c["HostConfig"]["SecurityOpt"]
+        assert c["Config"]["Labels"]["io.ragops.gpu-stack.gpu-uuids"] == ",".join(uuids[i] for i in gpus)
+    llm = node.inspect("rag-llm-server")
+    env = dict(e.split("=", 1) for e in llm["Config"]["Env"])
+    assert {k: env[k] for k in ("TENSOR_PARALLEL_SIZE", "GPU_MEMORY_UTILIZATION", "MAX_MODEL_LEN",
+                                "MAX_NUM_BATCHED_TOKENS", "ENABLE_CHUNKED_PREFILL", "ENABLE_PREFIX_CACHING",
+                                "MAX_NUM_SEQS", "VLLM_USE_TRITON")} == {
+        "TENSOR_PARALLEL_SIZE": "2", "GPU_MEMORY_UTILIZATION": "0.9", "MAX_MODEL_LEN": "2048",
+        "MAX_NUM_BATCHED_TOKENS": "2048", "ENABLE_CHUNKED_PREFILL": "true", "ENABLE_PREFIX_CACHING": "true",
+        "MAX_NUM_SEQS": "256", "VLLM_USE_TRITON": "0"}
+    assert llm["HostConfig"]["ShmSize"] == 32 * 1024 ** 3
+
+
+def test_bad_map_is_refused_before_any_container_changes(converged_node, ansible):
+    node = converged_node
+    before = containers(node), node.packages()
+    run = ansible(ROOT / "site.yml", node.inventory,
+                  extra_vars={"gpu_stack_service_overrides": {"ocr": {"gpus": [1]}}})
+    assert run.rc != 0
+    assert ("services 'embedding' and 'ocr' both use GPU 1 (GPU-2c21db9b-a12d-5c5b-a647-960bc8970dfa); give each "
+            "its own GPU, or set share_gpus: true on all of them") in run.out
+    assert "TASK [ragops.gpu_stack.docker_engine" not in run.out  # stopped in the preflight play
+    assert (containers(node), node.packages()) == before
+
+
+def test_health_check_fails_naming_the_service_for_a_missing_image_and_a_missing_model(converged_node, ansible):
+    node = converged_node
+    ok = ansible(ROOT / "playbooks" / "health_check.yml", node.inventory)
+    assert ok.rc == 0, ok
+    node.sh("docker rm -f rag-whisper && docker rmi rag-whisper:1.0.0")
+    node.sh("rm -rf /opt/models/hf/hub/models--rednote-hilab--dots.ocr")
+    bad = ansible(ROOT / "playbooks" / "health_check.yml", node.inventory, extra_vars={"gpu_health_retries": 3,
+                                                                                     "gpu_health_delay": 1})
+    assert bad.rc != 0
+    fail = [line for line in bad.out.splitlines() if "is unhealthy:" in line][0]
+    assert "service whisper (rag-whisper):" in fail
+    assert ("service ocr (rag-dots-ocr): model rednote-hilab/dots.ocr is not staged: "
+            "/models/hub/models--rednote-hilab--dots.ocr does not exist") in fail
+    fixed = ansible(ROOT / "site.yml", node.inventory)
+    assert fixed.rc == 0, fixed
+    assert ansible(ROOT / "playbooks" / "health_check.yml", node.inventory).rc == 0
+
+
+def test_per_service_override_is_an_inventory_edit(converged_node, ansible):
+    """The guide's OOM knobs as an override: only the LLM container is recreated."""
+    node = converged_node
+    ids = dict((n, i) for i, n in containers(node))
+    knobs = {"llm": {"env": {"MAX_NUM_BATCHED_TOKENS": "1024", "GPU_MEMORY_UTILIZATION": "0.8"}}}
+    overrides = json.loads(json.dumps(knobs))
+    # the simulator's inventory may carry its own override (memlock where it cannot be unlimited)
+    import yaml
+    sim = yaml.safe_load((node.inventory / "group_vars" / "gpu_nodes" / "zz_sim.yml").read_text())
+    for name, extra in (sim.get("gpu_stack_service_overrides") or {}).items():
+        overrides.setdefault(name, {}).update({k: v for k, v in extra.items() if k != "env"})
+    run = ansible(ROOT / "site.yml", node.inventory, extra_vars={"gpu_stack_service_overrides": overrides})
+    assert run.rc == 0, run
+    after = dict((n, i) for i, n in containers(node))
+    assert after["rag-llm-server"] != ids["rag-llm-server"]
+    assert all(after[n] == ids[n] for n in ("rag-whisper", "rag-embedding-server", "rag-dots-ocr"))
+    env = dict(e.split("=", 1) for e in node.inspect("rag-llm-server")["Config"]["Env"])
+    assert (env["MAX_NUM_BATCHED_TOKENS"], env["GPU_MEMORY_UTILIZATION"]) == ("1024", "0.8")
+    back = ansible(ROOT / "site.yml", node.inventory)
+    assert back.rc == 0 and back.recap(node.name)["failed"] == 0

@@ -1,0 +1,159 @@
+# -*- coding: utf-8 -*-
+"""Drift checks on the converged simulated node: clean exits 0; each kind of drift is reported with
+its type and exit 2, and the check leaves the host exactly as it found it; after site.yml
+re-converges, exit 0 again."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+WRAPPER = ROOT / "roles" / "drift_timer" / "files" / "ragops-drift-check"
+
+
+@pytest.fixture(scope="module")
+def drift(converged_node, tmp_path_factory):
+    reports = tmp_path_factory.mktemp("drift-reports")
+
+    def check():
+        env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+        before = snapshot(converged_node)
+        proc = subprocess.run([sys.executable, str(WRAPPER), "-i", str(converged_node.inventory), "--project-dir",
+                               str(ROOT), "--ansible-playbook", str(Path(sys.executable).parent / "ansible-playbook"),
+                               "--playbook", str(ROOT / "playbooks" / "drift_check.yml"), "--report-dir", str(reports)],
+                              capture_output=True, text=True, env=env, check=False, timeout=600)
+        after = snapshot(converged_node)
+        assert after == before, "the drift check changed the host"
+        report = json.loads((reports / "latest.json").read_text())
+        return proc.returncode, report, proc.stdout + proc.stderr
+
+    check.reports = reports
+    return check
+
+
+def snapshot(node):
+    """Containers (identity, state, config), packages and holds, daemon.json, model manifests."""
+    script = ("docker ps -aq --no-trunc | sort | xargs -r docker inspect -f "
+              "'{{.Id}} {{.State.Status}} {{.Config.Env}} {{.HostConfig.DeviceRequests}} {{.Image}}'; "
+              "dpkg-query -W -f='${Package} ${Version}\\n'; apt-mark showhold; md5sum /etc/docker/daemon.json; "
+              "ls -l --time-style=+%s /opt/models/hf/hub/*/ragops-manifest-*.json")
+    return node.sh(script).stdout
+
+
+def types(report):
+    return sorted(set(f["type"] for f in report["findings"]))
+
+
+def test_clean_host_exits_0_with_no_findings(drift):
+    rc, report, out = drift()
+    assert rc == 0, out
+    assert report["status"] == "clean" and report["findings"] == [] and report["summary"]["errors"] == 0
+    assert report["schema"] == "ragops.gpu_stack/drift-report/v1"
+    prom = (drift.reports / "ragops_drift.prom").read_text()
+    assert 'ragops_gpu_stack_drift_host_clean{host="gpu-test-01"} 1' in prom
+    assert (drift.reports / ("drift-%s.json" % report["run_id"])).is_file()
+
+
+def test_stopped_container(converged_node, drift):
+    converged_node.sh("docker stop rag-dots-ocr")
+    rc, report, out = drift()
+    assert rc == 2, out
+    f = [x for x in report["findings"] if x["type"] == "container.stopped"]
+    assert f and f[0]["object"] == "container rag-dots-ocr (service ocr)" and f[0]["severity"] == "critical"
+    assert f[0]["host"] == "gpu-test-01" and f[0]["expected"] == "running" and f[0]["actual"] == "exited"
+    prom = (drift.reports / "ragops_drift.prom").read_text()
+    assert 'ragops_gpu_stack_drift_findings{host="gpu-test-01",type="container.stopped",severity="critical"} 1' in prom
+    converged_node.sh("docker start rag-dots-ocr")
+
+
+def test_seed_docker_run_in_place_of_the_managed_container(converged_node, drift):
+    node = converged_node
+    node.sh("docker rm -f rag-embedding-server && docker tag rag-embedding-server:1.0.0 rag-embedding-server:latest")
+    node.sh("docker run -d --name rag-embedding-server --gpus '\"device=1\"' -e CUDA_VISIBLE_DEVICES=1 "
+            "-e MODEL_NAME=sentence-transformers/all-MiniLM-L6-v2 rag-embedding-server:latest")
+    rc, report, out = drift()
+    assert rc == 2, out
+    found = {f["type"]: f for f in report["findings"] if "rag-embedding-server" in f["object"]}
+    assert "container.cuda_visible_devices" in found
+    assert "CUDA_VISIBLE_DEVICES=1 names GPU ordinal(s) 1" in found["container.cuda_visible_devices"]["actual"]
+    assert {"container.env", "container.ports", "container.volumes"} <= set(found)
+    assert "container.gpus" not in found  # device=1 is the embedding GPU: judged by UUID, the GPU is right
+
+
+def test_changed_env_var(converged_node, drift, ansible, tmp_path):
+    # the LLM container recreated with one env var changed, as a hand edit would
+    node = converged_node
+    c = node.inspect("rag-llm-server")
+    env = [e for e in c["Config"]["Env"] if not e.startswith("MAX_NUM_SEQS=")] + ["MAX_NUM_SEQS=512"]
+    args = " ".join("-e %s" % e for e in env if not e.startswith("PATH="))
+    node.sh("docker rm -f rag-llm-server && docker run -d --name rag-llm-server --gpus '\"device=%s\"' --shm-size 32g "
+            "-p 127.0.0.1:8003:8000 -v /opt/models/hf:/models:ro %s rag-llm-server:1.0.0"
+            % (",".join(c["HostConfig"]["DeviceRequests"][0]["DeviceIDs"]), args))
+    rc, report, out = drift()
+    assert rc == 2
+    f = [x for x in report["findings"] if x["type"] == "container.env" and "rag-llm-server" in x["object"]]
+    assert f and f[0]["expected"]["MAX_NUM_SEQS"] == "256" and f[0]["actual"]["MAX_NUM_SEQS"] == "512"
+
+
+def test_container_moved_to_another_gpu(converged_node, drift):
+    node = converged_node
+    c = node.inspect("rag-dots-ocr")
+    uuid6 = node.sh("nvidia-smi -i 6 --query-gpu=uuid --format=csv,noheader").stdout.strip()
+    args = " ".join("-e %s" % e for e in c["Config"]["Env"] if not e.startswith("PATH="))
+    node.sh("docker rm -f rag-dots-ocr && docker run -d --name rag-dots-ocr --gpus '\"device=%s\"' "
+            "-p 127.0.0.1:8002:8000 -v /opt/models/hf:/models:ro %s rag-dots-ocr:1.0.0" % (uuid6, args))
+    rc, report, out = drift()
+    assert rc == 2
+    f = [x for x in report["findings"] if x["type"] == "container.gpus" and "rag-dots-ocr" in x["object"]]
+    assert f and f[0]["actual"] == uuid6 and f[0]["severity"] == "critical"
+
+
+def test_changed_held_package(converged_node, drift):
+    converged_node.sh("DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --allow-change-held-packages "
+                      "nvidia-fabricmanager-550=550.144.03-1 >/dev/null")
+    rc, report, out = drift()
+    assert rc == 2
+    f = [x for x in report["findings"] if x["type"] == "driver.package_version"]
+    assert f and f[0]["object"] == "package nvidia-fabricmanager-550"
+    assert (f[0]["expected"], f[0]["actual"]) == ("550.127.05-1", "550.144.03-1")
+
+
+def test_corrupted_model_file(converged_node, drift):
+    converged_node.sh("f=$(readlink -f /opt/models/hf/hub/models--sentence-transformers--all-MiniLM-L6-v2/snapshots/"
+                      "*/config.json); chmod u+w $f; printf ' ' >> $f")
+    rc, report, out = drift()
+    assert rc == 2
+    f = [x for x in report["findings"] if x["type"] == "model.modified_file"]
+    assert f and f[0]["object"].endswith("config.json") and "all-MiniLM-L6-v2" in f[0]["object"]
+
+
+def test_lost_gpu_and_over_temperature(converged_node, drift):
+    node = converged_node
+    node.fault("lost", gpu=0)
+    node.fault("overtemp", gpu=1)
+    try:
+        rc, report, out = drift()
+    finally:
+        node.clear_faults()
+    assert rc == 2
+    kinds = types(report)
+    assert {"gpu.lost", "gpu.temperature", "gpu.slowdown", "plan.unplannable"} <= set(kinds)
+    temp = [f for f in report["findings"] if f["type"] == "gpu.temperature"][0]
+    assert temp["object"].startswith("GPU 1 (GPU-") and "91 C at or above the limit 83 C" in temp["actual"]
+    prom = (drift.reports / "ragops_drift.prom").read_text()
+    assert 'ragops_gpu_stack_gpu_health{host="gpu-test-01",gpu="1",' in prom
+
+
+def test_site_reconverges_and_the_check_is_clean_again(converged_node, drift, ansible):
+    converged_node.sh("docker rmi rag-embedding-server:latest >/dev/null 2>&1 || true")
+    run = ansible(ROOT / "site.yml", converged_node.inventory)
+    assert run.rc == 0, run
+    rc, report, out = drift()
+    assert rc == 0, json.dumps(report["findings"], indent=1)

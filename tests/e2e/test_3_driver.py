@@ -1,0 +1,98 @@
+# -*- coding: utf-8 -*-
+"""nvidia_driver: each preflight failure stops with its message before any package changes; an
+upgrade loads the new module in place when nothing holds the GPUs, and reboots (one host at a time,
+verified after) when services hold them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+ROLES = ROOT / "tests" / "playbooks" / "roles.yml"
+
+
+@pytest.fixture(scope="module")
+def bare(node_factory, ansible):
+    node = node_factory("gpu-pre")
+    setup = ansible(ROLES, node.inventory, extra_vars={"test_roles": ["host_python"]})
+    assert setup.rc == 0, setup
+    return node
+
+
+PREFLIGHT = [
+    ("secure boot", "printf '\\006\\000\\000\\000\\001' > /tmp/secureboot",
+     {"nvidia_driver_secure_boot_efivar": "/tmp/secureboot"},
+     "nvidia_driver: Secure Boot is enabled on gpu-pre-01 and no module signing is planned: the unsigned nvidia "
+     "module would not load. Enroll a MOK key", "true"),
+    ("no kernel headers", "rm -rf /lib/modules/$(uname -r)/build", {},
+     "nvidia_driver: the headers of the running kernel", "mkdir -p /lib/modules/$(uname -r)/build"),
+    ("unknown branch", "true", {"nvidia_driver_branch": "999", "nvidia_driver_version": "999.1.2"},
+     "nvidia_driver: branch 999 version 999.1.2-1 is not in http://gpu-sim-repo/cuda/debian12/x86_64/ (it offers: "
+     "nothing for that branch). Pin a branch and version the repository has. Nothing was installed.", "true"),
+    ("fabric manager version", "true", {"nvidia_driver_fabricmanager_version": "550.144.03"},
+     "nvidia_driver: fabric manager 550.144.03 does not match the driver 550.127.05; the fabric manager only runs "
+     "with a driver of exactly its version.", "true"),
+    ("repository unreachable", "true", {"nvidia_driver_repo_url": "http://gpu-sim-repo/no-such-mirror/"},
+     "apt repository 'nvidia-cuda' is unreachable from gpu-pre-01: http://gpu-sim-repo/no-such-mirror/ answered 404",
+     "true"),
+    ("version not of the branch", "true", {"nvidia_driver_version": "535.216.03"},
+     "nvidia_driver: version 535.216.03 is not a release of branch 550", "true"),
+]
+
+
+@pytest.mark.parametrize("label,setup,extra,message,undo", PREFLIGHT, ids=[p[0] for p in PREFLIGHT])
+def test_preflight_failure_changes_no_package(bare, ansible, label, setup, extra, message, undo):
+    bare.sh(setup)
+    before = bare.packages()
+    try:
+        run = ansible(ROLES, bare.inventory, extra_vars=dict(extra, test_roles=["nvidia_driver"]))
+    finally:
+        bare.sh(undo)
+    assert run.rc != 0
+    assert message in " ".join(run.out.split()), run
+    assert bare.packages() == before
+
+
+def test_no_library_before_the_driver_and_eight_gpus_after(bare, ansible):
+    probe = "/opt/ragops/venv/bin/python -c 'import pynvml; pynvml.nvmlInit(); print(pynvml.nvmlDeviceGetCount())'"
+    before = bare.sh(probe, check=False)
+    assert before.returncode != 0 and "NVML Shared Library Not Found" in before.stderr
+    run = ansible(ROLES, bare.inventory, extra_vars={"test_roles": ["nvidia_driver"]})
+    assert run.rc == 0, run
+    assert bare.sh(probe).stdout.strip() == "8"
+    assert "driver 550.127.05 = packages = kernel module = NVML = fabric manager" in run.out
+
+
+def test_upgrade_without_gpu_users_reloads_the_module_in_place(bare, ansible):
+    run = ansible(ROLES, bare.inventory, extra_vars={"test_roles": ["nvidia_driver"],
+                                                     "nvidia_driver_version": "550.144.03"})
+    assert run.rc == 0, run
+    assert "driver 550.144.03 = packages = kernel module = NVML = fabric manager" in run.out
+    assert "Reboot into the new module" in run.out
+    reboot = run.out.split("Reboot into the new module, one host at a time")[1].split("TASK")[0]
+    assert "skipping" in reboot
+    held = bare.sh("apt-mark showhold").stdout.split()
+    assert {"nvidia-driver-550", "nvidia-fabricmanager-550", "libnvidia-compute-550"} <= set(held)
+    again = ansible(ROLES, bare.inventory, extra_vars={"test_roles": ["nvidia_driver"],
+                                                       "nvidia_driver_version": "550.144.03"})
+    assert again.rc == 0 and again.recap(bare.name)["changed"] == 0, again
+
+
+def test_upgrade_under_running_services_reboots_and_verifies(converged_node, ansible):
+    node = converged_node
+    try:
+        run = ansible(ROOT / "site.yml", node.inventory, extra_vars={"nvidia_driver_version": "550.144.03"})
+        assert run.rc == 0, run
+        reboot = run.out.split("Reboot into the new module, one host at a time")[1].split("TASK")[0]
+        assert "changed: [%s]" % node.name in reboot
+        assert "driver 550.144.03 = packages = kernel module = NVML = fabric manager" in run.out
+        assert node.sh("nvidia-smi --query-gpu=driver_version --format=csv,noheader -i 0").stdout.strip() == \
+            "550.144.03"
+        assert "UNHEALTHY" not in run.out.split("Services on")[-1].split("GPUs on")[0]
+    finally:
+        back = ansible(ROOT / "site.yml", node.inventory)
+    assert back.rc == 0, back
+    assert "driver 550.127.05 = packages = kernel module = NVML = fabric manager" in back.out
