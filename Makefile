@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup test lint sanity unit pytest sim sim-up sim-down demo bench changelog clean
+.PHONY: help setup test lint sanity unit pytest sim sim-up sim-down molecule demo bench changelog clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ sim: ## build the simulator (library, packages, repositories, images), reusing w
 
 sim-up: ## boot N simulated nodes (default 1) and write inventories/sim
 	@scripts/ensure-docker >/dev/null && scripts/gpu-sim up --count $${N:-1} $${FIXTURE:+--fixture $$FIXTURE}
+
+molecule: ## the molecule scenarios (one per role, plus the host stack together)
+	@scripts/ensure-docker >/dev/null && scripts/gpu-sim molecule-env >/dev/null && for s in molecule/*/molecule.yml; do s=$${s#molecule/}; $(BIN)/molecule test -s $${s%/molecule.yml} || exit 1; done
 
 sim-down: ## remove the simulated nodes and inventories/sim
 	@scripts/gpu-sim down

@@ -38,6 +38,7 @@ def main(argv=None) -> int:
     fault.add_argument("--used-mib", type=int, default=2048)
     fault.add_argument("--delay-ms", type=int, default=60000)
     sub.add_parser("libdir", help="print the directory of the default libnvidia-ml.so.1 (for LD_LIBRARY_PATH)")
+    sub.add_parser("molecule-env", help="prepare sim/build/molecule for the molecule scenarios")
     args = p.parse_args(argv)
     try:
         if args.cmd == "build":
@@ -71,6 +72,8 @@ def main(argv=None) -> int:
                 print(nodes.inject(args.node, args.kind, gpu=args.gpu, xid=args.xid, count=args.count,
                                    temp=args.temp, link=args.link, pct=args.pct, pid=args.pid,
                                    used_mib=args.used_mib, delay_ms=args.delay_ms))
+        elif args.cmd == "molecule-env":
+            print(nodes.molecule_env())
         elif args.cmd == "libdir":
             print(build.default_library_dir())
     except SimError as exc:

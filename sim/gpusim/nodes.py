@@ -286,3 +286,24 @@ def status() -> list[dict]:
         fixture = (state_dir(name) / "fixture").read_text().strip() if (state_dir(name) / "fixture").exists() else "?"
         out.append({"node": name, "state": running, "fixture": fixture})
     return out
+
+
+MOLECULE_DIR = build.BUILD / "molecule"
+
+
+def molecule_env(fixture: str = fixtures.DEFAULT) -> Path:
+    """What molecule scenarios need: the images, the repository server, and under sim/build/molecule
+    the group_vars of a simulated node (inventories/a100 + the simulator's sources) and the machine
+    file the scenarios' prepare step installs as /etc/gpu-sim/machine.json."""
+    info = build.build_all()
+    ensure_network()
+    ensure_repo_server(info["base_image"])
+    models.write_mirror(SOURCE_INVENTORY)
+    tmp = MOLECULE_DIR.with_name("molecule.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write_sim_inventory(info, names=[], dest=tmp / "inventory")
+    write_json(tmp / "machine.json", node_view(fixtures.load(fixture)))
+    shutil.rmtree(MOLECULE_DIR, ignore_errors=True)
+    tmp.rename(MOLECULE_DIR)
+    log(f"molecule environment ready in {MOLECULE_DIR.relative_to(ROOT)}")
+    return MOLECULE_DIR
