@@ -143,11 +143,43 @@ class DirSource(Source):
         return open(full, "rb")
 
 
+class _Member(object):
+    """A file-like view of one member of an uncompressed tar: its own handle, so reads run in parallel."""
+
+    def __init__(self, path, offset, size):
+        self.fh = open(path, "rb")
+        self.fh.seek(offset)
+        self.left = size
+
+    def read(self, size=-1):
+        if self.left <= 0:
+            return b""
+        size = self.left if size is None or size < 0 else min(size, self.left)
+        data = self.fh.read(size)
+        self.left -= len(data)
+        return data
+
+    def close(self):
+        self.fh.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 class TarSource(Source):
-    """A tarball of a bundle (optionally with one top-level directory)."""
+    """A tarball of a bundle (optionally with one top-level directory). Uncompressed tarballs are read
+    in place, one handle per file; compressed ones are spooled member by member."""
 
     def __init__(self, path):
         self.label = path
+        self.path = path
+        with open(path, "rb") as fh:
+            magic = fh.read(6)
+        # gzip, bzip2, xz: read through tarfile; plain tar: members are read in place
+        self.seekable = not (magic[:2] == b"\x1f\x8b" or magic[:3] == b"BZh" or magic[:6] == b"\xfd7zXZ\x00")
         self.tf = tarfile.open(path, "r:*")
         self.members = {}
         self.lock = threading.Lock()
@@ -172,6 +204,8 @@ class TarSource(Source):
         m = self.members.get(path)
         if m is None:
             return None
+        if self.seekable:
+            return _Member(self.path, m.offset_data, m.size)
         # tarfile is not thread-safe: read the member fully under the lock into a temp spool
         with self.lock:
             data = self.tf.extractfile(m)
@@ -598,6 +632,46 @@ def inspect_snapshot(root, repo_id, revision, full=False):
     return out
 
 
+def write_bundle(root, repo_id, revision, files, bundle_path):
+    """An uncompressed tar of the staged revision (files by value, plus ragops-bundle.json) for
+    distribution: one file to copy to each host. Rewritten only when its manifest differs."""
+    manifest = {"repo_id": repo_id, "revision": revision,
+                "files": [{"path": f["path"], "size": f["size"], "sha256": f["sha256"]} for f in files]}
+    if os.path.isfile(bundle_path):
+        try:
+            with tarfile.open(bundle_path, "r:") as tf:
+                current = json.loads(tf.extractfile(BUNDLE_MANIFEST).read().decode("utf-8"))
+            if current == manifest:
+                return False
+        except (tarfile.TarError, KeyError, ValueError, AttributeError):
+            pass
+    snapshot = os.path.join(repo_dir(root, repo_id), "snapshots", revision)
+    os.makedirs(os.path.dirname(bundle_path) or ".", exist_ok=True)
+    tmp = "%s.%s%d" % (bundle_path, TMP_PREFIX, os.getpid())
+    data = json.dumps(manifest, indent=1).encode("utf-8")
+    with tarfile.open(tmp, "w:") as tf:
+        info = tarfile.TarInfo(BUNDLE_MANIFEST)
+        info.size = len(data)
+        info.mode = 0o444
+        tf.addfile(info, _BytesReader(data))
+        for f in files:
+            tf.add(os.path.realpath(os.path.join(snapshot, f["path"])), arcname=f["path"], recursive=False)
+    os.rename(tmp, bundle_path)
+    return True
+
+
+class _BytesReader(object):
+    def __init__(self, data):
+        self.data = data
+        self.pos = 0
+
+    def read(self, size=-1):
+        end = len(self.data) if size is None or size < 0 else self.pos + size
+        chunk = self.data[self.pos:end]
+        self.pos += len(chunk)
+        return chunk
+
+
 def _read_first(path):
     try:
         with open(path) as fh:
@@ -638,6 +712,10 @@ def run(params, check_mode=False, fetch_url=None):
             result["bytes_staged"] = 0
             result["files"] = [{"path": f["path"], "sha256": f["sha256"], "size": f["size"]} for f in plan["keep"]] \
                 if not changed else [dict(f) for f in expected]
+        if params.get("bundle_path") and not check_mode:
+            written = write_bundle(stager.root, stager.repo_id, stager.revision, result["files"], params["bundle_path"])
+            result["bundle_path"] = params["bundle_path"]
+            result["changed"] = result["changed"] or written
         return result
     finally:
         stager.close()

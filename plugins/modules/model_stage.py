@@ -100,6 +100,12 @@ options:
     description: Name of the ref written under C(refs/).
     type: str
     default: main
+  bundle_path:
+    description:
+      - Also write the staged revision as one uncompressed tarball here (the files and a C(ragops-bundle.json)
+        manifest), rewritten only when its manifest differs. The controller uses it to send each host one file,
+        which O(source.path) then reads in place, in parallel.
+    type: path
 requirements:
   - huggingface_hub, only for O(source.hub)
 seealso:
@@ -178,6 +184,10 @@ files:
   returned: always
   type: list
   elements: dict
+bundle_path:
+  description: The tarball written (or kept) for distribution.
+  returned: when O(bundle_path) is set
+  type: str
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -206,6 +216,7 @@ def main():
             workers=dict(type="int"),
             min_free_bytes=dict(type="int", default=0),
             ref=dict(type="str", default="main"),
+            bundle_path=dict(type="path"),
         ),
         supports_check_mode=True,
     )

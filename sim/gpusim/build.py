@@ -49,7 +49,7 @@ SERVICE_IMAGES = {
 }
 
 # Bump when the way images are made changes (their cache keys include it).
-IMAGE_RECIPE = 2
+IMAGE_RECIPE = 3
 NODE_PACKAGES = ("systemd", "systemd-sysv", "dbus", "python3", "python3-apt", "python3-venv", "ca-certificates",
                  "gnupg", "iproute2", "procps", "kmod", "curl", "sudo", "initramfs-tools", "apt-utils",
                  "iptables", "less", "udev")
@@ -434,7 +434,7 @@ def base_image() -> str:
 def service_images() -> dict:
     base = base_image()
     server = SIM_DIR / "images" / "rag_standin.py"
-    key = content_key("services", base, SERVICE_IMAGES, SERVICE_IMAGE_TAG, files=[server])
+    key = content_key("services", IMAGE_RECIPE, base, SERVICE_IMAGES, SERVICE_IMAGE_TAG, files=[server])
     out_dir = BUILD / "images"
     manifest_path = out_dir / "manifest.json"
     if manifest_path.is_file():
@@ -461,10 +461,14 @@ HEALTHCHECK --interval=30s --timeout=10s --retries=3 CMD ["python3", "/usr/local
 CMD ["python3", "/usr/local/bin/rag_standin.py"]
 """)
             _docker_build(ctx, ref)
-            tarball = out_dir / f"{repo}_{SERVICE_IMAGE_TAG}.tar"
-            docker("save", "-o", str(tarball), ref)
-            images[ref] = {"image": ref, "id": image_id(ref), "tarball": tarball.name, "sha256": sha256_file(tarball),
-                           "size": tarball.stat().st_size}
+            images[ref] = {"image": ref, "id": image_id(ref)}
+    # One tarball for the release, as air-gapped sites receive it: the images share their base
+    # layer, so one `docker save` of all of them is barely larger than one of them.
+    bundle = out_dir / f"rag-images_{SERVICE_IMAGE_TAG}.tar"
+    docker("save", "-o", str(bundle), *images)
+    digest = sha256_file(bundle)
+    for meta in images.values():
+        meta.update({"tarball": bundle.name, "sha256": digest, "size": bundle.stat().st_size})
     manifest = {"key": key, "base": base, "images": images}
     write_json(manifest_path, manifest)
     log(f"built {len(images)} service images -> {out_dir}")
