@@ -43,7 +43,7 @@ demo: ## site.yml on one simulated 8x A100 node, then the health tables
 	@scripts/demo.sh
 
 bench: ## benchmarks/ (figures in the README)
-	@scripts/bench.sh
+	@scripts/ensure-docker >/dev/null && benchmarks/run_all.sh
 
 changelog: ## release notes from changelogs/fragments
 	@$(BIN)/antsibull-changelog release

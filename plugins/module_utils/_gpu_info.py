@@ -345,11 +345,11 @@ def _driver_error(exc):
 def gather(thresholds=None, timeout=15, tolerate_missing_driver=False, kmod_version_path="/sys/module/nvidia/version",
            importer=import_pynvml):
     """gpu_info's result. Raises DriverUnavailable (no usable driver, not tolerated) or NvmlError."""
-    def child():
-        return collect(importer(), kmod_version_path)
-
     try:
-        facts = run_isolated(child, timeout)
+        # Imported here, before the fork: the child inherits the module (pynvml loads the C
+        # library lazily, at nvmlInit, in the child).
+        nv = importer()
+        facts = run_isolated(lambda: collect(nv, kmod_version_path), timeout)
     except NvmlError as exc:
         unavailable = _driver_error(exc)
         if unavailable is None:

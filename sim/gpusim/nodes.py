@@ -82,14 +82,17 @@ def ensure_repo_server(base_image: str) -> None:
                             check=False).returncode == 0, 30, what="the repository server")
 
 
-def run_args(name: str, image: str, privileged: bool) -> list[str]:
+def run_args(name: str, image: str, privileged: bool, shared_apt_cache: bool = True) -> list[str]:
     args = ["run", "-d", "--name", name, "--hostname", name, "--network", NETWORK,
             "--label", f"{LABEL}.node=true", "--restart", "unless-stopped",
             "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
             "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
             "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp:exec",
-            "-v", f"{name}-docker:/var/lib/docker", "-v", f"{APT_CACHE_VOLUME}:/var/cache/apt/archives",
-            "-v", f"{state_dir(name)}:/etc/gpu-sim"]
+            "-v", f"{name}-docker:/var/lib/docker", "-v", f"{state_dir(name)}:/etc/gpu-sim"]
+    if shared_apt_cache:
+        # One download of docker.io and friends for every node booted one after another. Nodes that
+        # install at the same time cannot share it (apt locks the archive directory).
+        args += ["-v", f"{APT_CACHE_VOLUME}:/var/cache/apt/archives"]
     if privileged:
         args.append("--privileged")
     else:
@@ -126,7 +129,7 @@ def up(count: int = 1, fixture: str = fixtures.DEFAULT, privileged: bool | None 
         (sdir / "kernel-headers").write_text("present\n")
         (sdir / "fixture").write_text(fixture + "\n")
         t0 = time.monotonic()
-        docker(*run_args(name, info["node_image"], privileged))
+        docker(*run_args(name, info["node_image"], privileged, shared_apt_cache=count == 1))
         state = wait_for(lambda n=name: booted(n), 90, interval=0.2, what=f"{name} to boot")
         timings[name] = time.monotonic() - t0
         log(f"{name}: booted ({state}) in {timings[name]:.1f}s [{machine['description']}]")

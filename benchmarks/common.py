@@ -1,0 +1,57 @@
+"""Helpers for the benchmarks: run Ansible from the repository root, boot simulated nodes."""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "sim"))
+sys.path.insert(0, str(ROOT / "collections"))
+BIN = Path(sys.executable).parent
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def playbook(pb, inventory, *args, extra_vars=None, check=True):
+    cmd = [str(BIN / "ansible-playbook"), str(pb), "-i", str(inventory), *args]
+    for k, v in (extra_vars or {}).items():
+        cmd += ["-e", json.dumps({k: v})]
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               PATH="%s:%s" % (BIN, os.environ["PATH"]))
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    seconds = time.monotonic() - t0
+    if check and proc.returncode != 0:
+        raise SystemExit("%s failed:\n%s" % (pb, (proc.stdout + proc.stderr)[-4000:]))
+    return seconds, proc.stdout + proc.stderr
+
+
+def nodes(prefix, count=1, fixture="a100-sxm4-80gb-x8"):
+    from gpusim import nodes as sim_nodes
+
+    inv = ROOT / "benchmarks" / ".inventories" / prefix
+    res = sim_nodes.up(count=count, fixture=fixture, prefix=prefix, inventory=inv)
+    return res["nodes"], inv, res["boot_seconds"]
+
+
+def remove(names):
+    from gpusim import nodes as sim_nodes
+
+    for n in names:
+        sim_nodes.remove(n)
+
+
+def stats(samples):
+    return {"median": round(statistics.median(samples), 4), "min": round(min(samples), 4),
+            "max": round(max(samples), 4), "n": len(samples)}
+
+
+def save(name, data):
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    data = dict(data, machine={"cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    (RESULTS / ("%s.json" % name)).write_text(json.dumps(data, indent=1) + "\n")
+    print(json.dumps(data, indent=1))
