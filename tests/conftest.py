@@ -232,8 +232,8 @@ def run_module(name, args, check_mode=False, python=None, env=None):
     try:
         return json.loads(proc.stdout)
     except ValueError:
-        raise AssertionError("module %s printed no JSON (rc %d): %s %s" % (name, proc.returncode, proc.stdout,
-                                                                          proc.stderr))
+        raise AssertionError("module %s printed no JSON (rc %d): %s %s"
+                             % (name, proc.returncode, proc.stdout, proc.stderr))
 
 
 @pytest.fixture(scope="session")

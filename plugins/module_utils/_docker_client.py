@@ -26,7 +26,7 @@ DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 DOCKER_CLIENT_ARGS = dict(
     docker_host=dict(type="str", default=None, aliases=["docker_url"],
                      fallback=(lambda: os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST, [])),
-    api_timeout=dict(type="int", default=120, aliases=["timeout"]),
+    api_timeout=dict(type="int", default=120),
 )
 
 

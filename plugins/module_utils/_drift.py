@@ -14,7 +14,6 @@ dpkg, systemd, daemon.json and the model manifests. Nothing is changed.
 from __future__ import annotations
 
 import json
-import os
 
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_container import (
     actual_state, compare, desired_state, host_index_findings)

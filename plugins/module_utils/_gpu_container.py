@@ -117,9 +117,9 @@ def desired_state(p, image_info):
     hc = dict(DEFAULT_HEALTHCHECK)
     hc.update(dict((k, v) for k, v in (p.get("healthcheck") or {}).items() if v is not None and k != "test"))
     test = (p.get("healthcheck") or {}).get("test") or _image_health_test(image_info)
+    log_options = p.get("log_options") if p.get("log_options") is not None else DEFAULT_LOG["options"]
     log = {"driver": p.get("log_driver") or DEFAULT_LOG["driver"],
-           "options": dict((k, str(v)) for k, v in (p.get("log_options") if p.get("log_options") is not None
-                                                     else DEFAULT_LOG["options"]).items())}
+           "options": dict((k, str(v)) for k, v in log_options.items())}
     labels = dict((k, str(v)) for k, v in (p.get("labels") or {}).items())
     labels[LABEL_PREFIX + "managed-by"] = MANAGED_BY
     labels[LABEL_PREFIX + "image-id"] = image_info["Id"]

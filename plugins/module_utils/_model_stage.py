@@ -116,9 +116,9 @@ class DirSource(Source):
             cache = os.path.join(repo_dir(path, repo_id), "snapshots")
             if os.path.isdir(cache):
                 present = sorted(os.listdir(cache))
+                held = ", ".join(present)
                 raise StageError("model %s: source %s holds revision(s) %s, not the pinned %s; stage the pinned "
-                                 "revision into the source or pin one it holds" % (repo_id, path,
-                                                                                  ", ".join(present), revision))
+                                 "revision into the source or pin one it holds" % (repo_id, path, held, revision))
             self.base = path
         self._manifest = _read_json(os.path.join(self.base, BUNDLE_MANIFEST))
 
@@ -292,8 +292,8 @@ class HubSource(DirSource):
                               allow_patterns=patterns or None, endpoint=endpoint or None)
         except Exception as exc:  # pylint: disable=broad-except
             shutil.rmtree(self.tmp, ignore_errors=True)
-            raise StageError("model %s: download of revision %s from the Hub failed: %s" % (repo_id, revision,
-                                                                                          type(exc).__name__))
+            why = type(exc).__name__
+            raise StageError("model %s: download of revision %s from the Hub failed: %s" % (repo_id, revision, why))
         shutil.rmtree(os.path.join(self.tmp, ".cache"), ignore_errors=True)
         DirSource.__init__(self, self.tmp, repo_id, revision)
         self.label = "the Hugging Face Hub"
@@ -324,8 +324,8 @@ class Stager(object):
 
     def _validate(self):
         if not REVISION_RE.match(self.revision or ""):
-            raise StageError("model %s: revision %r is not a 40-hex commit; pin the exact commit" % (self.repo_id,
-                                                                                                   self.revision))
+            raise StageError("model %s: revision %r is not a 40-hex commit; pin the exact commit"
+                             % (self.repo_id, self.revision))
 
     def _open_source(self):
         src = self.p.get("source") or {}
@@ -481,12 +481,12 @@ class Stager(object):
             raise StageError("model %s: file %s is in the manifest but missing from the source %s; the source is "
                              "incomplete: re-fetch or rebuild the bundle" % (
                                  self.repo_id, f["path"], self.source.label if self.source else "(none given)"))
-        tmp = os.path.join(self.blobs, "%s%s-%d-%d" % (TMP_PREFIX, hashlib.sha1(f["path"].encode()).hexdigest()[:12],
-                                                        os.getpid(), threading.get_ident()))
+        tag = hashlib.sha1(f["path"].encode()).hexdigest()[:12]
+        tmp = os.path.join(self.blobs, "%s%s-%d-%d" % (TMP_PREFIX, tag, os.getpid(), threading.get_ident()))
         h = hashlib.sha256()
         size = 0
         try:
-            with src, open(tmp, "wb") as out:
+            with open(tmp, "wb") as out:
                 while True:
                     chunk = src.read(CHUNK)
                     if not chunk:
@@ -511,6 +511,8 @@ class Stager(object):
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
+        finally:
+            src.close()
         return digest, size, time.monotonic() - t0, size
 
     def _clean_tmp(self):

@@ -62,14 +62,29 @@ def ensure_network() -> None:
         docker("network", "create", NETWORK)
 
 
+def _serves(marker: str) -> bool:
+    import urllib.request  # noqa: PLC0415
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{REPO_PORT}/.serve-id", timeout=3) as resp:
+            return resp.read().decode().strip() == marker
+    except OSError:
+        return False
+
+
 def ensure_repo_server(base_image: str) -> None:
-    """The HTTP server for the stand-in apt repositories and the model mirror."""
+    """The HTTP server for the stand-in apt repositories and the model mirror. Recreated when it does
+    not serve this checkout's current sim/build/repo (e.g. after the build directory was replaced)."""
+    import uuid  # noqa: PLC0415
     serve = str(build.BUILD / "repo")
+    marker_file = build.BUILD / "repo" / ".serve-id"
+    if not marker_file.is_file():
+        marker_file.write_text(str(uuid.uuid4()))
+    marker = marker_file.read_text().strip()
     proc = docker("inspect", "--format", "{{.State.Running}} {{index .Config.Labels \"" + LABEL + ".serve\"}} "
                   "{{.Config.Image}}", REPO_CONTAINER, check=False)
     if proc.returncode == 0:
         running, served, image = (proc.stdout.split() + ["", "", ""])[:3]
-        if running == "true" and served == serve and image == base_image:
+        if running == "true" and served == serve and image == base_image and _serves(marker):
             return
         docker("rm", "-f", REPO_CONTAINER)
     ensure_network()
@@ -77,9 +92,7 @@ def ensure_repo_server(base_image: str) -> None:
            "--label", f"{LABEL}.serve={serve}", "--label", f"{LABEL}.repo=true", "--restart", "unless-stopped",
            "-p", f"127.0.0.1:{REPO_PORT}:80", "-v", f"{serve}:/srv:ro", base_image,
            "python3", "-m", "http.server", "80", "--directory", "/srv")
-    wait_for(lambda: docker("exec", REPO_CONTAINER, "python3", "-c",
-                            "import urllib.request;urllib.request.urlopen('http://127.0.0.1/')",
-                            check=False).returncode == 0, 30, what="the repository server")
+    wait_for(lambda: _serves(marker), 30, what="the repository server")
 
 
 def run_args(name: str, image: str, privileged: bool, shared_apt_cache: bool = True) -> list[str]:

@@ -106,8 +106,8 @@ def test_health_check_fails_naming_the_service_for_a_missing_image_and_a_missing
     assert ok.rc == 0, ok
     node.sh("docker rm -f rag-whisper && docker rmi rag-whisper:1.0.0")
     node.sh("rm -rf /opt/models/hf/hub/models--rednote-hilab--dots.ocr")
-    bad = ansible(ROOT / "playbooks" / "health_check.yml", node.inventory, extra_vars={"gpu_health_retries": 3,
-                                                                                     "gpu_health_delay": 1})
+    bad = ansible(ROOT / "playbooks" / "health_check.yml", node.inventory,
+                  extra_vars={"gpu_health_retries": 3, "gpu_health_delay": 1})
     assert bad.rc != 0
     fail = [line for line in bad.out.splitlines() if "is unhealthy:" in line][0]
     assert "service whisper (rag-whisper):" in fail
