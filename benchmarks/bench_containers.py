@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import re
 
-from common import ROOT, nodes, playbook, remove, save, stats
+from common import ROOT, WORK, nodes, playbook, remove, save, stats
 
 PLAY = """
 - name: Container passes
@@ -80,7 +80,7 @@ def main():
     p.add_argument("--passes", type=int, default=5)
     args = p.parse_args()
     names, inv, _boot = nodes("bench-ctr")
-    pb = ROOT / "benchmarks" / ".containers.yml"
+    pb = WORK / "containers.yml"
     pb.write_text(PLAY)
     try:
         playbook(ROOT / "site.yml", inv)

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 
-from common import ROOT, nodes, playbook, remove, save, stats
+from common import ROOT, WORK, nodes, playbook, remove, save, stats
 
 
 def bare(pynvml):
@@ -106,7 +106,7 @@ def main():
             playbook(ROOT / "tests" / "playbooks" / "roles.yml", inv,
                      extra_vars={"test_roles": ["host_python", "nvidia_driver"]})
             calls = 10
-            pb = ROOT / "benchmarks" / ".gpu_info_x10.yml"
+            pb = WORK / "gpu_info_x10.yml"
             pb.write_text("- hosts: gpu_nodes\n  gather_facts: false\n  tasks:\n" + "".join(
                 "    - name: gpu_info %d\n      ragops.gpu_stack.gpu_info:\n      vars:\n"
                 "        ansible_python_interpreter: /opt/ragops/venv/bin/python\n" % i for i in range(calls)))

@@ -6,6 +6,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -14,6 +15,8 @@ sys.path.insert(0, str(ROOT / "sim"))
 sys.path.insert(0, str(ROOT / "collections"))
 BIN = Path(sys.executable).parent
 RESULTS = ROOT / "benchmarks" / "results"
+# generated inventories and playbooks live outside the checkout
+WORK = Path(tempfile.mkdtemp(prefix="ragops-bench-"))
 
 
 def playbook(pb, inventory, *args, extra_vars=None, check=True):
@@ -33,7 +36,7 @@ def playbook(pb, inventory, *args, extra_vars=None, check=True):
 def nodes(prefix, count=1, fixture="a100-sxm4-80gb-x8"):
     from gpusim import nodes as sim_nodes
 
-    inv = ROOT / "benchmarks" / ".inventories" / prefix
+    inv = WORK / prefix
     res = sim_nodes.up(count=count, fixture=fixture, prefix=prefix, inventory=inv)
     return res["nodes"], inv, res["boot_seconds"]
 
