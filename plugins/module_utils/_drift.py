@@ -19,7 +19,7 @@ from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_container im
     actual_state, compare, desired_state, host_index_findings)
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_info import NvmlError, gather
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_plan import PlanError, build_plan
-from ansible_collections.ragops.gpu_stack.plugins.module_utils._model_stage import inspect_snapshot
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._model_stage import inspect_snapshot, read_json
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._service_map import ServiceMapError, validate_services
 
 SEVERITY = {"fail": "critical", "warn": "warning"}
@@ -57,14 +57,6 @@ def container_params(entry):
     }
 
 
-def _read_json(path):
-    try:
-        with open(path) as fh:
-            return json.load(fh)
-    except (IOError, OSError, ValueError):
-        return None
-
-
 def _inspect(api, ref, image=False):
     try:
         return api.inspect_image(ref) if image else api.inspect_container(ref)
@@ -80,7 +72,7 @@ class DriftCheck(object):
         self.f = Findings(host)
         self.info = None
         self.plan = None
-        self.deployed = _read_json(params["deployed_state_path"]) or {}
+        self.deployed = read_json(params["deployed_state_path"]) or {}
 
     # -- GPUs -----------------------------------------------------------------------------------
 
@@ -273,7 +265,7 @@ class DriftCheck(object):
                            "critical", "systemctl start nvidia-fabricmanager; journalctl -u nvidia-fabricmanager "
                            "(a version other than the driver's refuses to start)")
         if p["docker_runtime"]:
-            daemon = _read_json(p["daemon_json_path"]) or {}
+            daemon = read_json(p["daemon_json_path"]) or {}
             if p["docker_runtime"] not in (daemon.get("runtimes") or {}):
                 self.f.add("driver.docker_runtime", p["daemon_json_path"], "runtimes.%s" % p["docker_runtime"],
                            "missing", "critical", "run site.yml (nvidia_container_toolkit merges it back)")

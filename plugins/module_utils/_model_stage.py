@@ -50,7 +50,8 @@ def manifest_path(root, repo_id, revision):
     return os.path.join(repo_dir(root, repo_id), "ragops-manifest-%s.json" % revision)
 
 
-def _read_json(path):
+def read_json(path):
+    """A JSON file's content, or None when it is missing or not JSON."""
     try:
         with open(path) as fh:
             return json.load(fh)
@@ -120,7 +121,7 @@ class DirSource(Source):
                 raise StageError("model %s: source %s holds revision(s) %s, not the pinned %s; stage the pinned "
                                  "revision into the source or pin one it holds" % (repo_id, path, held, revision))
             self.base = path
-        self._manifest = _read_json(os.path.join(self.base, BUNDLE_MANIFEST))
+        self._manifest = read_json(os.path.join(self.base, BUNDLE_MANIFEST))
 
     def manifest(self):
         return self._manifest
@@ -143,7 +144,20 @@ class DirSource(Source):
         return open(full, "rb")
 
 
-class _Member(object):
+class _Closing(object):
+    """`with reader:` closes it."""
+
+    def close(self):
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class _Member(_Closing):
     """A file-like view of one member of an uncompressed tar: its own handle, so reads run in parallel."""
 
     def __init__(self, path, offset, size):
@@ -161,12 +175,6 @@ class _Member(object):
 
     def close(self):
         self.fh.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 class TarSource(Source):
@@ -218,7 +226,7 @@ class TarSource(Source):
         self.tf.close()
 
 
-class _Spool(object):
+class _Spool(_Closing):
     """A temporary file that deletes itself on close."""
 
     def __init__(self):
@@ -236,12 +244,6 @@ class _Spool(object):
 
     def close(self):
         self.fh.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 class UrlSource(Source):
@@ -357,7 +359,7 @@ class Stager(object):
         if files:
             return sorted(({"path": f["path"], "size": f.get("size"), "sha256": f.get("sha256")} for f in files),
                           key=lambda f: f["path"])
-        recorded = _read_json(manifest_path(self.root, self.repo_id, self.revision))
+        recorded = read_json(manifest_path(self.root, self.repo_id, self.revision))
         bundle = source.manifest() if source else None
         if bundle:
             if bundle.get("revision") and bundle["revision"] != self.revision:
@@ -400,7 +402,7 @@ class Stager(object):
 
     def _current(self, full_verify):
         """path -> {sha256, size} of files in the snapshot that are verified as they stand."""
-        recorded = _read_json(manifest_path(self.root, self.repo_id, self.revision)) or {}
+        recorded = read_json(manifest_path(self.root, self.repo_id, self.revision)) or {}
         known = dict((f["path"], f) for f in recorded.get("files", []))
         out, extra, rehash = {}, [], []
         if not os.path.isdir(self.snapshot):
@@ -602,7 +604,7 @@ def inspect_snapshot(root, repo_id, revision, full=False):
 
     Read-only (drift checks): {'manifest': bool, 'ref': str|None, 'missing': [...], 'modified': [...],
     'extra': [...]}; ``full`` re-hashes every file instead of comparing size, mtime and inode."""
-    recorded = _read_json(manifest_path(root, repo_id, revision))
+    recorded = read_json(manifest_path(root, repo_id, revision))
     snapshot = os.path.join(repo_dir(root, repo_id), "snapshots", revision)
     out = {"manifest": recorded is not None, "snapshot": os.path.isdir(snapshot),
            "ref": _read_first(os.path.join(repo_dir(root, repo_id), "refs", "main")),

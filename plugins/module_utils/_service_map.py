@@ -35,6 +35,18 @@ TIERS = ("primary", "secondary")
 
 DEFAULT_HEALTHCHECK = {"interval": 30, "timeout": 10, "retries": 3, "start_period": 60}
 
+# The map as module arguments (gpu_plan, drift_info); documented by the service_map doc fragment.
+MAP_ARGS = dict(
+    services=dict(type="list", elements="dict", required=True),
+    overrides=dict(type="dict", default={}),
+    common_env=dict(type="dict", default={}),
+    bind_address=dict(type="str", default="127.0.0.1"),
+    reserved_gpus=dict(type="list", elements="int", default=[]),
+    memory_limit_pct=dict(type="int", default=90),
+    expected_gpus=dict(type="dict"),
+    models_root=dict(type="path", default="/opt/models/hf"),
+)
+
 
 class ServiceMapError(ValueError):
     """A service map that cannot be deployed. ``errors`` holds one message per problem."""

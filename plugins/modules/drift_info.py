@@ -28,44 +28,12 @@ extends_documentation_fragment:
   - ragops.gpu_stack.attributes
   - ragops.gpu_stack.attributes.info_module
   - ragops.gpu_stack.attributes.actiongroup_gpu
+  - ragops.gpu_stack.service_map
 options:
-  services:
-    description: The service map, C(gpu_stack_services).
-    type: list
-    elements: dict
-    required: true
-  overrides:
-    description: C(gpu_stack_service_overrides).
-    type: dict
-    default: {}
-  common_env:
-    description: C(gpu_stack_common_env).
-    type: dict
-    default: {}
-  bind_address:
-    description: C(gpu_stack_bind_address).
-    type: str
-    default: 127.0.0.1
-  reserved_gpus:
-    description: C(gpu_stack_reserved_gpus).
-    type: list
-    elements: int
-    default: []
-  memory_limit_pct:
-    description: C(gpu_stack_gpu_memory_limit_pct).
-    type: int
-    default: 90
-  expected_gpus:
-    description: C(gpu_stack_expected_gpus).
-    type: dict
   thresholds:
     description: GPU health thresholds, C(gpu_stack_thresholds).
     type: dict
     default: {}
-  models_root:
-    description: The model cache on the host.
-    type: path
-    default: /opt/models/hf
   image_sources:
     description: C(gpu_stack_image_sources); a source's C(id) is the image ID containers must run.
     type: dict
@@ -201,19 +169,13 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._docker_client import (
     DOCKER_CLIENT_ARGS, HAS_DOCKER, EngineError, client)
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._drift import run
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._service_map import MAP_ARGS
 
 
 def main():
     argument_spec = dict(
-        services=dict(type="list", elements="dict", required=True),
-        overrides=dict(type="dict", default={}),
-        common_env=dict(type="dict", default={}),
-        bind_address=dict(type="str", default="127.0.0.1"),
-        reserved_gpus=dict(type="list", elements="int", default=[]),
-        memory_limit_pct=dict(type="int", default=90),
-        expected_gpus=dict(type="dict"),
+        MAP_ARGS,
         thresholds=dict(type="dict", default={}),
-        models_root=dict(type="path", default="/opt/models/hf"),
         image_sources=dict(type="dict", default={}),
         packages=dict(type="dict", default={}),
         holds=dict(type="list", elements="str", default=[]),

@@ -32,47 +32,12 @@ extends_documentation_fragment:
   - ragops.gpu_stack.attributes
   - ragops.gpu_stack.attributes.info_module
   - ragops.gpu_stack.attributes.actiongroup_gpu
+  - ragops.gpu_stack.service_map
 options:
-  services:
-    description:
-      - The service map, C(gpu_stack_services). Each entry is documented in the collection's
-        C(docs/inventory-schema.md).
-    type: list
-    elements: dict
-    required: true
-  overrides:
-    description: Per-service partial entries merged into the map (C(gpu_stack_service_overrides)).
-    type: dict
-    default: {}
-  common_env:
-    description: Environment added to every service (C(gpu_stack_common_env)); a service's own C(env) wins.
-    type: dict
-    default: {}
-  bind_address:
-    description: Host address ports are published on unless a service sets its own.
-    type: str
-    default: 127.0.0.1
-  reserved_gpus:
-    description: GPU indices kept for scaling and failover; only C(tier=secondary) services may use them.
-    type: list
-    elements: int
-    default: []
-  memory_limit_pct:
-    description: Most of a GPU's memory (percent) the VRAM estimates on it may add up to.
-    type: int
-    default: 90
-  expected_gpus:
-    description:
-      - What the host must have, C(count), C(name) and C(nvswitch); checked only with O(gpu_info).
-    type: dict
   gpu_info:
     description:
       - The registered result of M(ragops.gpu_stack.gpu_info) on this host. Without it, the plan is static.
     type: dict
-  models_root:
-    description: Host directory holding the staged Hugging Face cache, mounted read-only into every container.
-    type: path
-    default: /opt/models/hf
 seealso:
   - module: ragops.gpu_stack.gpu_info
   - module: ragops.gpu_stack.gpu_container
@@ -160,21 +125,12 @@ errors:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_plan import PlanError, build_plan
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._service_map import MAP_ARGS
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            services=dict(type="list", elements="dict", required=True),
-            overrides=dict(type="dict", default={}),
-            common_env=dict(type="dict", default={}),
-            bind_address=dict(type="str", default="127.0.0.1"),
-            reserved_gpus=dict(type="list", elements="int", default=[]),
-            memory_limit_pct=dict(type="int", default=90),
-            expected_gpus=dict(type="dict"),
-            gpu_info=dict(type="dict"),
-            models_root=dict(type="path", default="/opt/models/hf"),
-        ),
+        argument_spec=dict(MAP_ARGS, gpu_info=dict(type="dict")),
         supports_check_mode=True,
     )
     p = module.params

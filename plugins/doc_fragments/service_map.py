@@ -1,0 +1,53 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) ragops.gpu_stack contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+
+class ModuleDocFragment(object):
+
+    # The inventory's service map, as gpu_plan and drift_info take it (arguments: _service_map.MAP_ARGS).
+    DOCUMENTATION = r"""
+options:
+  services:
+    description:
+      - The service map, C(gpu_stack_services). Each entry is documented in the collection's
+        C(docs/inventory-schema.md).
+    type: list
+    elements: dict
+    required: true
+  overrides:
+    description: Per-service partial entries merged into the map (C(gpu_stack_service_overrides)).
+    type: dict
+    default: {}
+  common_env:
+    description: Environment added to every service (C(gpu_stack_common_env)); a service's own C(env) wins.
+    type: dict
+    default: {}
+  bind_address:
+    description: Host address ports are published on unless a service sets its own (C(gpu_stack_bind_address)).
+    type: str
+    default: 127.0.0.1
+  reserved_gpus:
+    description:
+      - GPU indices kept for scaling and failover (C(gpu_stack_reserved_gpus)); only C(tier=secondary) services may
+        use them.
+    type: list
+    elements: int
+    default: []
+  memory_limit_pct:
+    description: Most of a GPU's memory (percent) the VRAM estimates on it may add up to (C(gpu_stack_gpu_memory_limit_pct)).
+    type: int
+    default: 90
+  expected_gpus:
+    description:
+      - What the host must have, C(count), C(name) and C(nvswitch) (C(gpu_stack_expected_gpus)); checked against the
+        live GPUs.
+    type: dict
+  models_root:
+    description: Host directory holding the staged Hugging Face cache, mounted read-only into every container.
+    type: path
+    default: /opt/models/hf
+"""
