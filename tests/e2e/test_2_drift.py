@@ -15,7 +15,7 @@ import pytest
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
-WRAPPER = ROOT / "roles" / "drift_timer" / "templates" / "ragops-drift-check.py.j2"
+WRAPPER = ROOT / "roles" / "drift_timer" / "files" / "ragops_drift_check.py"
 
 
 @pytest.fixture(scope="module")

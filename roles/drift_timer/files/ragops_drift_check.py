@@ -1,5 +1,5 @@
-#!{{ drift_timer_python }}
-# Managed by ragops.gpu_stack.drift_timer (also run as `python3 <this file>` by scripts/drift-check).
+# The drift_timer role installs this as /usr/local/bin/ragops-drift-check (with a shebang for
+# drift_timer_python); scripts/drift-check runs it from this checkout.
 """ragops-drift-check: run the ragops.gpu_stack drift check and turn its report into an exit code.
 
   0  clean: every host matches what site.yml would make it
@@ -22,7 +22,7 @@ import time
 
 def main(argv):
     env = os.environ
-    p = argparse.ArgumentParser(prog="ragops-drift-check", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="ragops-drift-check", description=__doc__.split("\n\n", maxsplit=1)[0])
     p.add_argument("-i", "--inventory", default=env.get("RAGOPS_INVENTORY"))
     p.add_argument("--playbook", default=env.get("RAGOPS_PLAYBOOK", "ragops.gpu_stack.drift_check"))
     p.add_argument("--report-dir", default=env.get("RAGOPS_DRIFT_REPORT_DIR", "reports"))
