@@ -478,6 +478,10 @@ CMD ["python3", "/usr/local/bin/rag_standin.py"]
 NODE_FILES = SIM_DIR / "node"
 
 
+def node_rootfs_ref() -> str:
+    return f"gpu-sim-node-rootfs:{content_key('node-rootfs', IMAGE_RECIPE, DEBIAN_SUITE, NODE_PACKAGES)}"
+
+
 def node_image() -> str:
     files = sorted(p for p in NODE_FILES.rglob("*") if p.is_file())
     key = content_key("node", IMAGE_RECIPE, DEBIAN_SUITE, NODE_PACKAGES, files=files)
@@ -485,7 +489,7 @@ def node_image() -> str:
     if image_exists(ref):
         docker("tag", ref, "gpu-sim-node:current")
         return ref
-    rootfs_ref = f"gpu-sim-node-rootfs:{content_key('node-rootfs', IMAGE_RECIPE, DEBIAN_SUITE, NODE_PACKAGES)}"
+    rootfs_ref = node_rootfs_ref()
     if not image_exists(rootfs_ref):
         with tempfile.TemporaryDirectory(dir=BUILD) as tmp:
             rootfs = Path(tmp) / "rootfs"
@@ -510,6 +514,17 @@ CMD ["/lib/systemd/systemd"]
     return ref
 
 
+def prune(keep: set[str]) -> None:
+    """Remove earlier builds of the simulator's images (other tags of its repositories, and stand-in
+    service images left untagged by a rebuild); nothing else is touched."""
+    out = docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+    old = [ref for ref in out if ref.split(":")[0] in ("gpu-sim-node", "gpu-sim-node-rootfs", "gpu-sim-base")
+           and ref not in keep and not ref.endswith(":current")]
+    if old:
+        docker("rmi", *old, check=False)
+    docker("image", "prune", "-f", "--filter", "label=io.ragops.standin=true", check=False)
+
+
 def build_all() -> dict:
     docker_ready()
     BUILD.mkdir(parents=True, exist_ok=True)
@@ -522,6 +537,7 @@ def build_all() -> dict:
     node = node_image()
     info = {"node_image": node, "library_dir": str(libdir), "repo": repo,
             "images": services["images"], "base_image": services["base"]}
+    prune({node, services["base"], node_rootfs_ref()} | set(services["images"]))
     write_json(BUILD / "build.json", info)
     log(f"build complete in {time.monotonic() - t0:.1f}s (node image {node})")
     return info
