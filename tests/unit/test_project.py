@@ -43,3 +43,10 @@ def test_module_documentation_renders(module):
     proc = run("ansible-doc", "ragops.gpu_stack.%s" % module)
     assert proc.returncode == 0, proc.stderr
     assert "ragops.gpu_stack.%s" % module in proc.stdout and "EXAMPLES" in proc.stdout and "RETURN VALUES" in proc.stdout
+
+
+def test_filter_documentation_renders():
+    proc = run("ansible-doc", "-t", "filter", "ragops.gpu_stack.openpgp_fingerprints")
+    assert proc.returncode == 0, proc.stderr
+    assert "ragops.gpu_stack.openpgp_fingerprints" in proc.stdout and "RETURN VALUES" in proc.stdout
+    assert "WARNING" not in proc.stderr, proc.stderr
