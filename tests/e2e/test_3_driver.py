@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from gpusim.nodes import REPO_PORT
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,6 +41,14 @@ PREFLIGHT = [
      "true"),
     ("version not of the branch", "true", {"nvidia_driver_version": "535.216.03"},
      "nvidia_driver: version 535.216.03 is not a release of branch 550", "true"),
+    ("key not the pinned one", "true", {"nvidia_driver_repo_key_fingerprint": "0123456789ABCDEF0123456789ABCDEF01234567"},
+     "not the pinned 0123456789ABCDEF0123456789ABCDEF01234567. The key was replaced or the URL is wrong: verify the "
+     "new key with its publisher before changing the pin. Nothing was installed.", "true"),
+    ("key not found", "true", {"nvidia_driver_repo_key_url": "http://127.0.0.1:%d/no-such-key.asc" % REPO_PORT},
+     "apt repository 'nvidia-cuda': the controller could not fetch an ASCII-armored OpenPGP key from "
+     "http://127.0.0.1:%d/no-such-key.asc (the fetch failed, see the warning above)" % REPO_PORT, "true"),
+    ("key URL is a web page", "true", {"nvidia_driver_repo_key_url": "http://127.0.0.1:%d/" % REPO_PORT},
+     "(it answered with something else: <!DOCTYPE HTML>", "true"),
 ]
 
 
