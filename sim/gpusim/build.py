@@ -325,6 +325,15 @@ def signing_key() -> str:
 
 
 def packages_and_repos() -> dict:
+    try:
+        return _packages_and_repos()
+    finally:
+        # reading or using the key started a gpg-agent for sim/build/gnupg; it has nothing left to do
+        if (BUILD / "gnupg").is_dir():
+            run(["gpgconf", "--homedir", BUILD / "gnupg", "--kill", "gpg-agent"], check=False, capture=True)
+
+
+def _packages_and_repos() -> dict:
     require_tools("dpkg-deb", "apt-ftparchive", "gpg", packages={"apt-ftparchive": "apt-utils", "dpkg-deb": "dpkg"})
     inputs = sorted(p for p in PKG_DIR.rglob("*") if p.is_file())
     lib_inputs = sorted(LIB_DIR.glob("*.[ch]")) + [LIB_DIR / "exports.map"]
