@@ -7,5 +7,5 @@ py=.venv/bin/python
 "$py" benchmarks/bench_gpu_info.py
 "$py" benchmarks/bench_model_stage.py
 "$py" benchmarks/bench_containers.py
-"$py" benchmarks/bench_site.py
+"$py" benchmarks/bench_site.py --runs 3
 "$py" benchmarks/bench_drift.py
