@@ -44,7 +44,6 @@ import hashlib
 import re
 
 from ansible.errors import AnsibleFilterError
-from ansible.module_utils.common.text.converters import to_bytes
 
 _ARMOR = re.compile(
     r"-----BEGIN PGP PUBLIC KEY BLOCK-----\r?\n(.*?)-----END PGP PUBLIC KEY BLOCK-----", re.S
@@ -128,7 +127,7 @@ def openpgp_fingerprints(data):
         raise AnsibleFilterError("openpgp_fingerprints: expected the key block as text or bytes, got %s"
                                  % type(data).__name__)
     out = []
-    for tag, body in _packets(to_bytes(binary)):
+    for tag, body in _packets(binary):
         if tag in (_PUBLIC_KEY, _PUBLIC_SUBKEY):
             fpr = _fingerprint(body)
             if fpr:
