@@ -23,6 +23,29 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 A100 = "a100-sxm4-80gb-x8"
+# The last commit before a change to what the plan deploys or how containers are labelled and
+# hashed (here: the container option table and the plan's `container` mapping). Upgrade tests
+# converge with it and then with this checkout; move it forward when such a change lands with its
+# migration.
+PREVIOUS_RELEASE = "c65da6d9c225037da985b0b36e57cd54c35eec8f"
+
+
+@pytest.fixture(scope="session")
+def previous_collections(tmp_path_factory):
+    """A collections path holding ragops.gpu_stack as it was at PREVIOUS_RELEASE (from git)."""
+    import io
+    import tarfile
+
+    proc = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", PREVIOUS_RELEASE],
+                          capture_output=True, check=False)
+    assert proc.returncode == 0, ("git archive %s failed (a shallow clone? fetch the history): %s"
+                                  % (PREVIOUS_RELEASE, proc.stderr.decode()))
+    root = tmp_path_factory.mktemp("previous-release")
+    collection = root / "ansible_collections" / "ragops" / "gpu_stack"
+    collection.mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as tf:
+        tf.extractall(collection)
+    return root
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,12 +224,32 @@ def node_factory(sim, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def converged_node(node_factory, ansible):
-    """One simulated 8x A100 node taken from bare to serving by site.yml (the first run's result is
-    kept on the node object for the end-to-end test)."""
+    """One simulated 8x A100 node taken from bare to serving by site.yml, shared by the end-to-end
+    tests (the first run's result is kept on the node object). A test that leaves it drifted sets
+    ``node.dirty``; the ``converged`` fixture then re-converges it before the next test that needs
+    it as site.yml left it, so no test depends on the order the tests run in."""
     node = node_factory("gpu-test")
     node.first_run = ansible(ROOT / "site.yml", node.inventory)
     assert node.first_run.rc == 0, node.first_run
+    node.dirty = False
     return node
+
+
+@pytest.fixture
+def converged(converged_node, ansible):
+    """The shared node as site.yml leaves it: re-converged first when an earlier test drifted it."""
+    if converged_node.dirty:
+        run = ansible(ROOT / "site.yml", converged_node.inventory)
+        assert run.rc == 0, run
+        converged_node.dirty = False
+    return converged_node
+
+
+def pytest_collection_modifyitems(config, items):
+    """RAGOPS_TEST_ORDER=reverse runs the tests backwards (within the suite's own fixtures), to show
+    that the end-to-end tests do not depend on their order."""
+    if os.environ.get("RAGOPS_TEST_ORDER") == "reverse":
+        items.reverse()
 
 
 # ---------------------------------------------------------------------------------------------

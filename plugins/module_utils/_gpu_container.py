@@ -7,7 +7,8 @@
 Desired and actual container configuration are brought to one canonical form (GPU requests by UUID
 and sorted, env as a map without what the image itself sets, ports / volumes / ulimits as sorted
 sets, sizes in bytes, durations in seconds) and compared field by field. The plan that comes out of
-that comparison drives check mode, --diff and the actions alike.
+that comparison drives check mode, --diff and the actions alike. What each option is, how it is
+compared, read and sent to the engine is declared once, in _container_options.OPTIONS.
 
 A recreate never loses the running service: the new container is created under a temporary name,
 the old one stopped, the new one started; if the start fails (GPU refused, port taken) the new one
@@ -16,228 +17,14 @@ is removed and the old one started again, and the error says why.
 
 from __future__ import annotations
 
-import re
 import time
 
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._container_options import (
+    ContainerError, GpuRefs, actual_state, compare, create_kwargs, desired_state, parse_port, public, update_kwargs)
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._docker_client import (
     EngineError, api_error_text, docker, is_not_found)
 
-LABEL_PREFIX = "io.ragops.gpu-stack."
-MANAGED_BY = "ragops.gpu_stack.gpu_container"
-# Recorded on the container but not compared: a change elsewhere in the plan must not restart it.
-INFORMATIONAL_LABELS = (LABEL_PREFIX + "plan-hash",)
-DEFAULT_HEALTHCHECK = {"interval": 30, "timeout": 10, "retries": 3, "start_period": 60}
-DEFAULT_LOG = {"driver": "json-file", "options": {"max-size": "50m", "max-file": "5"}}
-DEFAULT_SHM = 64 * 1024 * 1024
 NEXT_SUFFIX = "-ragops-next"
-NS = 1000000000
-
-COMPARED = ("image_id", "gpus", "env", "ports", "volumes", "shm_size", "ipc", "ulimits", "restart_policy",
-            "healthcheck", "log", "labels", "user", "command", "security_opts", "privileged")
-UPDATABLE = ("restart_policy",)
-
-UUID_RE = re.compile(r"^GPU-[0-9a-fA-F-]{36}$")
-PORT_RE = re.compile(r"^(?:(?P<ip>\[[0-9a-fA-F:]+\]|[0-9.]+):)?(?P<host>\d+):(?P<cont>\d+)(?:/(?P<proto>tcp|udp|sctp))?$")
-
-
-class ContainerError(Exception):
-    """A failure with a message naming the container, the cause and the fix."""
-
-
-def parse_size(value):
-    if value is None:
-        return None
-    text = str(value).strip().lower()
-    m = re.match(r"^(\d+)([bkmg]?)$", text)
-    if not m:
-        raise ContainerError("shm_size %r is not a size such as 32g or 512m" % (value,))
-    return int(m.group(1)) * {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}[m.group(2)]
-
-
-def parse_port(spec, default_ip):
-    m = PORT_RE.match(str(spec).strip())
-    if not m:
-        raise ContainerError("published port %r is not [host_ip:]host_port:container_port[/proto]" % (spec,))
-    ip = (m.group("ip") or default_ip).strip("[]")
-    return "%s:%s:%s/%s" % (ip, m.group("host"), m.group("cont"), m.group("proto") or "tcp")
-
-
-def parse_volume(spec):
-    parts = str(spec).split(":")
-    if len(parts) == 2:
-        parts.append("rw")
-    if len(parts) != 3 or not parts[0] or not parts[1].startswith("/"):
-        raise ContainerError("volume %r is not host_path:container_path[:ro|rw]" % (spec,))
-    modes = sorted(m for m in parts[2].split(",") if m)
-    if "ro" not in modes and "rw" not in modes:
-        modes.append("rw")
-    return "%s:%s:%s" % (parts[0], parts[1], ",".join(sorted(modes)))
-
-
-def _norm_security(opts):
-    out = []
-    for o in opts or []:
-        o = o.replace("=", ":")
-        if o in ("no-new-privileges:true", "no-new-privileges"):
-            o = "no-new-privileges"
-        out.append(o)
-    return sorted(set(out))
-
-
-class GpuRefs(object):
-    """GPU references: index strings and UUIDs, and the map between them when known."""
-
-    def __init__(self, gpus):
-        self.ids = []
-        self.index_to_uuid = {}
-        for g in gpus or []:
-            if isinstance(g, dict):
-                uuid = g.get("uuid")
-                index = g.get("index")
-                if uuid and index is not None:
-                    self.index_to_uuid[str(index)] = uuid
-                self.ids.append(uuid if uuid else str(index))
-            else:
-                self.ids.append(str(g))
-
-    def canonical(self, ids):
-        return sorted(self.index_to_uuid.get(str(i), str(i)) for i in ids)
-
-
-def desired_state(p, image_info):
-    """Canonical desired configuration from module params and the local image."""
-    refs = GpuRefs(p.get("gpus"))
-    if p.get("gpu_count") is not None and refs.ids:
-        raise ContainerError("container %s: give gpus (ids) or gpu_count, never both" % p["name"])
-    gpus = None
-    if refs.ids:
-        gpus = {"driver": "nvidia", "ids": refs.canonical(refs.ids), "count": None}
-    elif p.get("gpu_count"):
-        gpus = {"driver": "nvidia", "ids": [], "count": int(p["gpu_count"])}
-    hc = dict(DEFAULT_HEALTHCHECK)
-    hc.update(dict((k, v) for k, v in (p.get("healthcheck") or {}).items() if v is not None and k != "test"))
-    test = (p.get("healthcheck") or {}).get("test") or _image_health_test(image_info)
-    log_options = p.get("log_options") if p.get("log_options") is not None else DEFAULT_LOG["options"]
-    log = {"driver": p.get("log_driver") or DEFAULT_LOG["driver"],
-           "options": dict((k, str(v)) for k, v in log_options.items())}
-    labels = dict((k, str(v)) for k, v in (p.get("labels") or {}).items())
-    labels[LABEL_PREFIX + "managed-by"] = MANAGED_BY
-    labels[LABEL_PREFIX + "image-id"] = image_info["Id"]
-    return {
-        "image": p["image"],
-        "image_id": image_info["Id"],
-        "gpus": gpus,
-        "env": dict((k, _env_value(v)) for k, v in (p.get("env") or {}).items()),
-        "ports": sorted(set(parse_port(s, p.get("default_host_ip") or "127.0.0.1") for s in p.get("ports") or [])),
-        "volumes": sorted(set(parse_volume(v) for v in p.get("volumes") or [])),
-        "shm_size": parse_size(p.get("shm_size")) or DEFAULT_SHM,
-        "ipc": p.get("ipc_mode"),
-        "ulimits": sorted(_ulimit_str(k, v) for k, v in (p.get("ulimits") or {}).items()),
-        "restart_policy": p.get("restart_policy") or "unless-stopped",
-        "healthcheck": {"test": test, "interval": int(hc["interval"]), "timeout": int(hc["timeout"]),
-                        "retries": int(hc["retries"]), "start_period": int(hc["start_period"])},
-        "log": log,
-        "labels": labels,
-        "user": p.get("user"),
-        "command": list(p["command"]) if p.get("command") is not None else None,
-        "security_opts": _norm_security(p.get("security_opts") if p.get("security_opts") is not None
-                                        else ["no-new-privileges"]),
-        "privileged": False,
-        "refs": refs,
-    }
-
-
-def _env_value(v):
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return str(v)
-
-
-def _ulimit_str(name, value):
-    if isinstance(value, dict):
-        soft, hard = value.get("soft"), value.get("hard")
-    elif isinstance(value, str) and ":" in value:
-        soft, hard = value.split(":", 1)
-    else:
-        soft = hard = value
-    return "%s=%d:%d" % (name, int(soft), int(hard))
-
-
-def _image_health_test(image_info):
-    hc = (image_info.get("Config") or {}).get("Healthcheck") or {}
-    return list(hc.get("Test") or []) or None
-
-
-def _image_env(image_info):
-    out = {}
-    for item in (image_info.get("Config") or {}).get("Env") or []:
-        key, _sep, value = item.partition("=")
-        out[key] = value
-    return out
-
-
-def actual_state(inspect, image_info, desired):
-    """Canonical form of an existing container, comparable with desired_state()."""
-    cfg = inspect.get("Config") or {}
-    host = inspect.get("HostConfig") or {}
-    image_env = _image_env(image_info) if image_info else {}
-    env = {}
-    for item in cfg.get("Env") or []:
-        key, _sep, value = item.partition("=")
-        if key in desired["env"] or image_env.get(key) != value:
-            env[key] = value
-    image_labels = ((image_info or {}).get("Config") or {}).get("Labels") or {}
-    labels = dict((k, v) for k, v in (cfg.get("Labels") or {}).items()
-                  if (k in desired["labels"] or image_labels.get(k) != v) and k not in INFORMATIONAL_LABELS)
-    gpus = None
-    for req in host.get("DeviceRequests") or []:
-        caps = [c for group in (req.get("Capabilities") or []) for c in group]
-        if req.get("Driver") in ("nvidia", "") and ("gpu" in caps or req.get("Driver") == "nvidia"):
-            ids = desired["refs"].canonical(req.get("DeviceIDs") or [])
-            gpus = {"driver": "nvidia", "ids": ids, "count": None if ids else req.get("Count")}
-    ports = []
-    for cport, binds in (host.get("PortBindings") or {}).items():
-        num, _sep, proto = cport.partition("/")
-        for b in binds or []:
-            ports.append("%s:%s:%s/%s" % (b.get("HostIp") or "0.0.0.0", b.get("HostPort"), num, proto or "tcp"))
-    hc = cfg.get("Healthcheck") or {}
-    restart = (host.get("RestartPolicy") or {}).get("Name") or "no"
-    log = host.get("LogConfig") or {}
-    return {
-        "image": cfg.get("Image"),
-        "image_id": inspect.get("Image"),
-        "gpus": gpus,
-        "env": env,
-        "ports": sorted(set(ports)),
-        "volumes": sorted(set(parse_volume(b) for b in host.get("Binds") or [])),
-        "shm_size": host.get("ShmSize") or DEFAULT_SHM,
-        "ipc": host.get("IpcMode") if desired["ipc"] is not None else None,
-        "ulimits": sorted("%s=%d:%d" % (u["Name"], u["Soft"], u["Hard"]) for u in host.get("Ulimits") or []),
-        "restart_policy": restart,
-        "healthcheck": {"test": list(hc.get("Test") or []) or None,
-                        "interval": int((hc.get("Interval") or 0) // NS), "timeout": int((hc.get("Timeout") or 0) // NS),
-                        "retries": int(hc.get("Retries") or 0), "start_period": int((hc.get("StartPeriod") or 0) // NS)},
-        "log": {"driver": log.get("Type"), "options": dict(log.get("Config") or {})},
-        "labels": labels,
-        "user": (cfg.get("User") or None) if desired["user"] is not None else None,
-        "command": list(cfg.get("Cmd") or []) if desired["command"] is not None else None,
-        "security_opts": _norm_security(host.get("SecurityOpt")),
-        "privileged": bool(host.get("Privileged")),
-        "running": bool((inspect.get("State") or {}).get("Running")),
-    }
-
-
-def compare(desired, actual):
-    """Names of the fields that differ."""
-    desired_labels = dict((k, v) for k, v in desired["labels"].items() if k not in INFORMATIONAL_LABELS)
-    out = []
-    for key in COMPARED:
-        want = desired_labels if key == "labels" else desired[key]
-        if key in ("ipc", "user", "command") and want is None:
-            continue
-        if want != actual.get(key):
-            out.append(key)
-    return out
 
 
 def host_index_findings(name, inspect):
@@ -258,23 +45,15 @@ def host_index_findings(name, inspect):
     return []
 
 
-def _public(state):
-    """A state without internal helpers, lists sorted: the --diff before/after."""
-    if state is None:
-        return {}
-    out = dict((k, v) for k, v in state.items() if k not in ("refs",))
-    return out
-
-
 class Engine(object):
     """Plan and apply one container."""
 
-    def __init__(self, api, params, check_mode=False):
+    def __init__(self, api, params):
         self.api = api
         self.p = params
-        self.check_mode = check_mode
         self.name = params["name"]
         self.warnings = []
+        self.update = None
 
     # -- inspection -----------------------------------------------------------------------------
 
@@ -324,7 +103,8 @@ class Engine(object):
         if self.p.get("recreate"):
             changes = changes or ["recreate requested"]
         result["changes"] = changes
-        if changes and all(c in UPDATABLE for c in changes):
+        self.update = update_kwargs(self.p, desired, changes, docker)
+        if self.update:
             result["actions"].append("update")
         elif changes:
             result["actions"].append("recreate")
@@ -337,51 +117,9 @@ class Engine(object):
     # -- actions --------------------------------------------------------------------------------
 
     def _create(self, name, desired):
-        d = desired
-        types = docker.types
-        device_requests = []
-        if d["gpus"]:
-            if d["gpus"]["ids"]:
-                device_requests.append(types.DeviceRequest(driver="nvidia", device_ids=d["gpus"]["ids"],
-                                                           capabilities=[["gpu"]]))
-            else:
-                device_requests.append(types.DeviceRequest(driver="nvidia", count=d["gpus"]["count"],
-                                                           capabilities=[["gpu"]]))
-        port_bindings, exposed = {}, []
-        for spec in d["ports"]:
-            ip, host_port, rest = spec.split(":")
-            cport, proto = rest.split("/")
-            port_bindings.setdefault("%s/%s" % (cport, proto), []).append((ip, int(host_port)))
-            exposed.append((int(cport), proto))
-        ulimits = []
-        for u in d["ulimits"]:
-            uname, vals = u.split("=")
-            soft, hard = vals.split(":")
-            ulimits.append(types.Ulimit(name=uname, soft=int(soft), hard=int(hard)))
-        host_config = self.api.create_host_config(
-            binds=list(d["volumes"]),
-            port_bindings=port_bindings,
-            device_requests=device_requests or None,
-            shm_size=d["shm_size"],
-            ipc_mode=d["ipc"],
-            ulimits=ulimits or None,
-            restart_policy={"Name": d["restart_policy"], "MaximumRetryCount": 0},
-            log_config=types.LogConfig(type=d["log"]["driver"], config=d["log"]["options"]),
-            security_opt=list(d["security_opts"]) or None,
-            privileged=False,
-        )
-        hc = d["healthcheck"]
-        healthcheck = types.Healthcheck(test=hc["test"], interval=hc["interval"] * NS, timeout=hc["timeout"] * NS,
-                                        retries=hc["retries"], start_period=hc["start_period"] * NS)
-        labels = dict(d["labels"])
-        for key in INFORMATIONAL_LABELS:
-            if key in (self.p.get("labels") or {}):
-                labels[key] = str(self.p["labels"][key])
+        create, host = create_kwargs(self.p, desired, docker)
         try:
-            created = self.api.create_container(
-                image=d["image"], name=name, environment=d["env"], labels=labels, ports=exposed or None,
-                host_config=host_config, healthcheck=healthcheck, user=d["user"], command=d["command"],
-                detach=True)
+            created = self.api.create_container(name=name, host_config=self.api.create_host_config(**host), **create)
         except Exception as exc:  # pylint: disable=broad-except
             raise ContainerError(self._explain(exc, "create"))
         return created["Id"]
@@ -491,8 +229,7 @@ class Engine(object):
             cid = self._recreate(current, desired, start=self.p["state"] == "started")
         if "update" in actions:
             try:
-                self.api.update_container(cid, restart_policy={"Name": desired["restart_policy"],
-                                                               "MaximumRetryCount": 0})
+                self.api.update_container(cid, **self.update)
             except Exception as exc:  # pylint: disable=broad-except
                 raise ContainerError("container %s: update failed: %s" % (self.name, api_error_text(exc)))
         if "start" in actions and "create" not in actions:
@@ -551,14 +288,14 @@ class Engine(object):
 
 def run(api, params, check_mode=False):
     """Plan, then act unless in check mode. Returns the module result (without 'msg')."""
-    engine = Engine(api, params, check_mode)
+    engine = Engine(api, params)
     plan = engine.plan()
     changed = bool(plan["actions"])
-    before = _public(plan["actual"]) if plan["actual"] else ({} if plan["current"] is None else {"exists": True})
+    before = public(plan["actual"]) if plan["actual"] else ({} if plan["current"] is None else {"exists": True})
     if plan["actual"] is not None:
         before["state"] = "started" if plan["actual"]["running"] else "stopped"
         before.pop("running", None)
-    after = _public(plan["desired"]) if plan["desired"] else {}
+    after = public(plan["desired"]) if plan["desired"] else {}
     if after:
         after["state"] = params["state"]
     result = {"changed": changed, "actions": plan["actions"], "changes": plan["changes"],

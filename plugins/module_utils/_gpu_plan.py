@@ -13,12 +13,17 @@ from __future__ import annotations
 import hashlib
 import json
 
-from ansible_collections.ragops.gpu_stack.plugins.module_utils._service_map import (
-    ServiceMapError, parse_size, validate_services)
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._common import LABEL_PREFIX, parse_size
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._service_map import ServiceMapError, validate_services
 
 PLAN_VERSION = 1
 CONTAINER_MODELS_PATH = "/models"
-LABEL_PREFIX = "io.ragops.gpu-stack."
+# Plan entry keys outside the deployed configuration's hash: the model manifest (its files are
+# checked by hf_models). The hashes label running containers, so what they cover must not change
+# between releases: a new entry key that does not change what is deployed belongs here, or is added
+# after hashing (as `container`, derived from the hashed keys), or every upgrade would recreate
+# every container (tests/unit/.../test_gpu_plan.py compares with the previous release).
+UNHASHED = ("model_spec",)
 
 
 class PlanError(ServiceMapError):
@@ -166,6 +171,24 @@ def _container_env(svc, resolved, cvd):
     return env
 
 
+def _hashed(entry):
+    return dict((k, v) for k, v in entry.items() if k not in UNHASHED)
+
+
+def container_args(entry):
+    """The ragops.gpu_stack.gpu_container options for one plan entry: roles, the drift check and the
+    benchmarks pass this mapping through unchanged. Unset options are left out (the module's
+    defaults apply)."""
+    args = {
+        "name": entry["container_name"], "image": entry["image"], "gpus": entry["gpus"], "env": entry["env"],
+        "ports": ["%s:%s:%s" % (p["host_ip"], p["host_port"], p["container_port"]) for p in entry["ports"]],
+        "volumes": entry["volumes"], "shm_size": entry["shm_size"], "ipc_mode": entry["ipc"],
+        "ulimits": entry["ulimits"], "healthcheck": entry["healthcheck"], "labels": entry["labels"],
+        "command": entry["command"], "user": entry["user"],
+    }
+    return dict((k, v) for k, v in args.items() if v is not None)
+
+
 def _digest(data):
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
 
@@ -274,7 +297,7 @@ def build_plan(services, gpu_info=None, overrides=None, common_env=None, bind_ad
         raise PlanError(errors)
 
     for entry in resolved_services:
-        entry["config_hash"] = _digest({k: v for k, v in entry.items() if k not in ("model_spec",)})
+        entry["config_hash"] = _digest(_hashed(entry))
         entry["labels"] = {
             LABEL_PREFIX + "service": entry["name"],
             LABEL_PREFIX + "gpu-uuids": ",".join(entry["gpu_uuids"]),
@@ -292,10 +315,10 @@ def build_plan(services, gpu_info=None, overrides=None, common_env=None, bind_ad
         "disabled_services": [{"name": s["name"], "container_name": s["container_name"]}
                               for s in normalised if not s["enabled"]],
     }
-    plan["hash"] = _digest({"services": [{k: v for k, v in s.items() if k != "model_spec"} for s in resolved_services],
-                            "reserved": plan["reserved_gpus"]})
+    plan["hash"] = _digest({"services": [_hashed(s) for s in resolved_services], "reserved": plan["reserved_gpus"]})
     for entry in resolved_services:
         entry["labels"][LABEL_PREFIX + "plan-hash"] = plan["hash"]
+        entry["container"] = container_args(entry)
     return {"plan": plan, "warnings": warnings, "table": allocation_table(normalised, reserved, by_index)}
 
 

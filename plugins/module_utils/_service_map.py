@@ -19,21 +19,21 @@ from __future__ import annotations
 import copy
 import re
 
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._common import REVISION_RE, UUID_RE, parse_size
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._container_options import HEALTHCHECK_TIMING
+
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 CONTAINER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
-UUID_RE = re.compile(r"^GPU-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-REVISION_RE = re.compile(r"^[0-9a-f]{40}$")
 REPO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
-SIZE_RE = re.compile(r"^[0-9]+[bkmg]?$", re.IGNORECASE)
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-IMAGE_ID_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 PRECISIONS = ("fp16", "bf16", "fp32", "int8", "int4")
 DEVICES = ("gpu", "cpu")
 TIERS = ("primary", "secondary")
 
-DEFAULT_HEALTHCHECK = {"interval": 30, "timeout": 10, "retries": 3, "start_period": 60}
+# gpu_container's healthcheck timing defaults (its option table is their one home)
+DEFAULT_HEALTHCHECK = dict((param.name, param.default) for param in HEALTHCHECK_TIMING)
 
 # The map as module arguments (gpu_plan, drift_info); documented by the service_map doc fragment.
 MAP_ARGS = dict(
@@ -129,17 +129,6 @@ def _is_int(value):
 
 def _is_number(value):
     return (_is_int(value) or isinstance(value, float)) and not isinstance(value, bool)
-
-
-def parse_size(value):
-    """'32g' -> bytes. Docker's units: b, k, m, g (powers of 1024)."""
-    text = str(value).strip().lower()
-    if not SIZE_RE.match(text):
-        raise ValueError(value)
-    mult = {"b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
-    if text[-1] in mult:
-        return int(text[:-1]) * mult[text[-1]]
-    return int(text)
 
 
 def deep_merge(base, override):

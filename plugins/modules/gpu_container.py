@@ -37,9 +37,15 @@ attributes:
     support: full
 options:
   name:
-    description: Container name.
+    description: Container name. Required unless O(container) names it.
     type: str
-    required: true
+  container:
+    description:
+      - The container's options in one mapping, as M(ragops.gpu_stack.gpu_plan) emits them for each service
+        (C(plan.services[].container)), passed through unchanged. Its keys are C(name) and the options from O(image)
+        to O(security_opts), validated like the top-level options.
+      - An option given both here and at the top level (other than at its default) with another value is refused.
+    type: dict
   state:
     description: C(started), C(stopped) (created, not running) or C(absent).
     type: str
@@ -127,6 +133,7 @@ options:
   log_options:
     description: Logging options; the default caps the log at five 50 MB files.
     type: dict
+    default: {max-size: 50m, max-file: "5"}
   labels:
     description:
       - Labels. C(io.ragops.gpu-stack.plan-hash) is recorded but not compared, so a change to another service does not
@@ -194,15 +201,10 @@ EXAMPLES = r"""
     shm_size: 32g
     ulimits: {memlock: -1, stack: 67108864}
 
-- name: Deploy every service of the plan
+- name: Deploy every service of the plan, each plan entry's container mapping passed through
   ragops.gpu_stack.gpu_container:
-    name: "{{ item.container_name }}"
-    image: "{{ item.image }}"
-    gpus: "{{ item.gpus }}"
-    env: "{{ item.env }}"
-    ports: ["{{ item.ports[0].host_ip }}:{{ item.ports[0].host_port }}:{{ item.ports[0].container_port }}"]
-    volumes: "{{ item.volumes }}"
-    labels: "{{ item.labels }}"
+    container: "{{ item.container }}"
+    state: started
   loop: "{{ gpu_plan.plan.services }}"
 """
 
@@ -239,56 +241,22 @@ health:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._container_options import (
+    ContainerError, argument_spec, merge_container)
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._docker_client import (
-    DOCKER_CLIENT_ARGS, DOCKER_IMPORT_ERROR, HAS_DOCKER, EngineError, client)
-from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_container import ContainerError, run
+    DOCKER_IMPORT_ERROR, HAS_DOCKER, EngineError, client)
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_container import run
 
 
 def main():
-    argument_spec = dict(
-        name=dict(type="str", required=True),
-        state=dict(type="str", default="started", choices=["started", "stopped", "absent"]),
-        image=dict(type="str"),
-        gpus=dict(type="list", elements="raw", default=[]),
-        gpu_count=dict(type="int"),
-        env=dict(type="dict", default={}),
-        ports=dict(type="list", elements="str", default=[]),
-        default_host_ip=dict(type="str", default="127.0.0.1"),
-        volumes=dict(type="list", elements="str", default=[]),
-        shm_size=dict(type="str"),
-        ipc_mode=dict(type="str"),
-        ulimits=dict(type="dict", default={}),
-        restart_policy=dict(type="str", default="unless-stopped", choices=["no", "on-failure", "always", "unless-stopped"]),
-        healthcheck=dict(type="dict", default={}, options=dict(
-            test=dict(type="list", elements="str"),
-            interval=dict(type="int", default=30),
-            timeout=dict(type="int", default=10),
-            retries=dict(type="int", default=3),
-            start_period=dict(type="int", default=60),
-        )),
-        log_driver=dict(type="str", default="json-file"),
-        log_options=dict(type="dict"),
-        labels=dict(type="dict", default={}),
-        user=dict(type="str"),
-        command=dict(type="list", elements="str"),
-        security_opts=dict(type="list", elements="str", default=["no-new-privileges"]),
-        recreate=dict(type="bool", default=False),
-        stop_timeout=dict(type="int", default=30),
-        wait_healthy=dict(type="bool", default=False),
-        wait_timeout=dict(type="int", default=300),
-    )
-    argument_spec.update(DOCKER_CLIENT_ARGS)
-    module = AnsibleModule(
-        argument_spec=argument_spec,
-        supports_check_mode=True,
-        mutually_exclusive=[("gpus", "gpu_count")],
-        required_if=[("state", "started", ("image",)), ("state", "stopped", ("image",))],
-    )
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+                           mutually_exclusive=[("gpus", "gpu_count")], required_one_of=[("name", "container")])
     if not HAS_DOCKER:
         module.fail_json(msg=missing_required_lib("docker (the Docker SDK for Python)"), exception=DOCKER_IMPORT_ERROR)
     try:
-        api = client(module.params["docker_host"], module.params["api_timeout"])
-        result = run(api, module.params, module.check_mode)
+        params = merge_container(module.params)
+        api = client(params["docker_host"], params["api_timeout"])
+        result = run(api, params, module.check_mode)
     except (EngineError, ContainerError) as exc:
         module.fail_json(msg=str(exc))
     for finding in result["findings"]:

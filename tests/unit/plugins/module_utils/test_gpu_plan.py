@@ -215,3 +215,44 @@ def test_uuid_pinning_survives_re_enumeration(machine):
     for s in second["services"]:
         assert s["gpu_uuids"] == next(p for p in first["services"] if p["name"] == s["name"])["gpu_uuids"]
     assert next(s for s in second["services"] if s["name"] == "embedding")["gpus"][0]["index"] == 0
+
+
+def test_each_entry_carries_its_gpu_container_options(a100):
+    """The plan emits what gpu_container takes: roles, the drift check and the benchmarks pass it
+    through unchanged, and the module's own validation accepts it as it is."""
+    from ansible_collections.ragops.gpu_stack.plugins.module_utils import _container_options as co
+
+    _m, info = a100
+    plan = build_plan(**plan_args(seed(), info))["plan"]
+    for entry in plan["services"]:
+        c = entry["container"]
+        assert set(c) <= set(co.CONTAINER_KEYS)
+        assert c["name"] == entry["container_name"] and c["gpus"] == entry["gpus"] and c["env"] == entry["env"]
+        assert c["labels"]["io.ragops.gpu-stack.plan-hash"] == plan["hash"]
+        params = dict((k, None) for k in co.argument_spec())
+        params.update(container=c, state="started")
+        merged = co.merge_container(params)
+        assert merged["ports"] == ["127.0.0.1:%d:8000" % entry["port"]]
+    llm = svc(plan["services"], "llm")["container"]
+    assert (llm["shm_size"], llm["ulimits"]) == ("32g", {"memlock": -1, "stack": 67108864})
+
+
+def test_hashes_are_those_of_the_previous_release(a100, previous_collections, tmp_path):
+    """Containers carry the config and plan hashes as labels, so a release that changed what they cover
+    would recreate every container on upgrade: the previous release's planner, given the same map and
+    GPUs, hashes the same."""
+    import subprocess
+    import sys
+
+    _m, info = a100
+    args = plan_args(seed(), info)
+    (tmp_path / "args.json").write_text(json.dumps(args))
+    probe = ("import json, sys\n"
+             "from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_plan import build_plan\n"
+             "plan = build_plan(**json.load(open(sys.argv[1])))['plan']\n"
+             "print(json.dumps([plan['hash']] + [s['config_hash'] for s in plan['services']]))\n")
+    old = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "args.json")], capture_output=True, text=True,
+                         env={"PYTHONPATH": str(previous_collections)}, check=False)
+    assert old.returncode == 0, old.stderr
+    plan = build_plan(**args)["plan"]
+    assert json.loads(old.stdout) == [plan["hash"]] + [s["config_hash"] for s in plan["services"]]
