@@ -15,23 +15,19 @@ from __future__ import annotations
 
 import json
 
-from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_container import (
-    actual_state, compare, desired_state, host_index_findings)
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._common import read_json
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._container_options import (
+    OPTIONS, actual_state, compare, desired_state)
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_container import host_index_findings
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_info import NvmlError, gather
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_plan import PlanError, build_plan
-from ansible_collections.ragops.gpu_stack.plugins.module_utils._model_stage import inspect_snapshot, read_json
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._model_snapshot import inspect_snapshot
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._service_map import ServiceMapError, validate_services
 
 SEVERITY = {"fail": "critical", "warn": "warning"}
-FIELD_FINDING = {
-    "image_id": "container.image", "gpus": "container.gpus", "env": "container.env", "ports": "container.ports",
-    "volumes": "container.volumes", "shm_size": "container.shm_size", "ipc": "container.ipc",
-    "ulimits": "container.ulimits", "restart_policy": "container.restart_policy",
-    "healthcheck": "container.healthcheck", "log": "container.log", "labels": "container.labels",
-    "user": "container.user", "command": "container.command", "security_opts": "container.security_opts",
-    "privileged": "container.privileged",
-}
+OPTION_BY_NAME = dict((option.name, option) for option in OPTIONS)
 RERUN = "run site.yml: it recreates the container from the map"
+NOT_INSTALLED = "dpkg-query: no packages found matching "
 
 
 class Findings(object):
@@ -41,20 +37,32 @@ class Findings(object):
 
     def add(self, kind, obj, expected, actual, severity, remediation):
         self.items.append({"type": kind, "host": self.host, "object": obj, "expected": expected, "actual": actual,
-                           "severity": severity, "remediation": remediation})
+                           "severity": severity, "remediation": remediation, "detail": detail(expected, actual)})
 
 
-def container_params(entry):
-    """The gpu_container parameters for one plan entry (as the gpu_services role passes them)."""
-    return {
-        "name": entry["container_name"], "image": entry["image"], "gpus": entry["gpus"], "gpu_count": None,
-        "env": entry["env"] or {},
-        "ports": ["%s:%s:%s" % (p["host_ip"], p["host_port"], p["container_port"]) for p in entry["ports"]],
-        "default_host_ip": "127.0.0.1", "volumes": entry["volumes"], "shm_size": entry["shm_size"],
-        "ipc_mode": entry["ipc"], "ulimits": entry["ulimits"], "restart_policy": "unless-stopped",
-        "healthcheck": entry["healthcheck"], "log_driver": None, "log_options": None, "labels": entry["labels"],
-        "user": entry["user"], "command": entry["command"], "security_opts": None,
-    }
+def detail(expected, actual, width=160):
+    """One short line: expected -> found; for mappings the keys added, removed and changed."""
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        parts = []
+        changed = sorted(k for k in expected if k in actual and expected[k] != actual[k])
+        removed = sorted(k for k in expected if k not in actual)
+        added = sorted(k for k in actual if k not in expected)
+        if changed:
+            parts.append("changed " + ", ".join("%s %s -> %s" % (k, _short(expected[k]), _short(actual[k]))
+                                                for k in changed))
+        if removed:
+            parts.append("missing " + ", ".join(removed))
+        if added:
+            parts.append("extra " + ", ".join(added))
+        text = "; ".join(parts) or "equal"
+    else:
+        text = "%s -> %s" % (_short(expected), _short(actual))
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _short(value, width=60):
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def _inspect(api, ref, image=False):
@@ -184,14 +192,13 @@ class DriftCheck(object):
                 self.f.add("image.missing", "image %s" % entry["image"], "present", "absent", "critical",
                            "stage the image (gpu_stack_image_sources), then run site.yml")
                 continue
-            params = container_params(entry)
-            desired = desired_state(params, image)
+            desired = desired_state(entry["container"], image)
             actual = actual_state(c, _inspect(self.api, c.get("Image"), image=True) or {}, desired)
             for field in compare(desired, actual):
                 if field == "image_id":
                     continue  # reported above against the pin
-                self.f.add(FIELD_FINDING.get(field, "container." + field), obj, _show(desired[field]),
-                           _show(actual.get(field)), "critical" if field in ("gpus", "privileged") else "warning",
+                option = OPTION_BY_NAME[field]
+                self.f.add(option.finding, obj, _show(desired[field]), _show(actual.get(field)), option.severity,
                            RERUN)
         self._unexpected(managed_ids, pinned)
         self._foreign(managed_ids, pinned)
@@ -240,22 +247,29 @@ class DriftCheck(object):
         p = self.p
         pkgs = p["packages"] or {}
         if pkgs:
-            rc, out, _err = self.run_command(["dpkg-query", "-W", "-f=${Package}\\t${Version}\\n"] + sorted(pkgs))
-            have = dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
+            have, unchecked = self._dpkg_versions(sorted(pkgs))
             for name in sorted(pkgs):
                 want = pkgs[name]
                 got = have.get(name)
-                if not got:
+                if name in unchecked:
+                    self.f.add("driver.package_unchecked", "package %s" % name, want, "could not check: %s"
+                               % unchecked[name], "warning", "run dpkg-query -W %s on the host and fix what it says "
+                               "(a locked or broken dpkg database?)" % name)
+                elif not got:
                     self.f.add("driver.package_missing", "package %s" % name, want, "not installed", "critical",
                                "run site.yml")
                 elif not _version_matches(got, want):
                     self.f.add("driver.package_version", "package %s" % name, want, got, "critical",
                                "run site.yml to restore the pin (an upgrade outside Ansible?)")
         if p["holds"]:
-            rc, out, _err = self.run_command(["dpkg", "--get-selections"] + sorted(p["holds"]))
+            rc, out, err = self.run_command(["dpkg", "--get-selections"] + sorted(p["holds"]))
             sel = dict(line.split()[:2] for line in out.splitlines() if len(line.split()) >= 2)
             for name in sorted(p["holds"]):
-                if name in sel and sel[name] != "hold":
+                if rc != 0 and name not in sel:
+                    self.f.add("driver.package_unchecked", "package %s" % name, "hold", "could not check: dpkg "
+                               "--get-selections exited %d: %s" % (rc, err.strip()[:200]), "warning",
+                               "run dpkg --get-selections %s on the host and fix what it says" % name)
+                elif name in sel and sel[name] != "hold":
                     self.f.add("driver.package_hold", "package %s" % name, "hold", sel[name], "warning",
                                "apt-mark hold %s (site.yml does)" % name)
         if p["fabricmanager"]:
@@ -269,6 +283,26 @@ class DriftCheck(object):
             if p["docker_runtime"] not in (daemon.get("runtimes") or {}):
                 self.f.add("driver.docker_runtime", p["daemon_json_path"], "runtimes.%s" % p["docker_runtime"],
                            "missing", "critical", "run site.yml (nvidia_container_toolkit merges it back)")
+
+    def _dpkg_versions(self, names):
+        """({package: version} installed, {package: why it could not be checked}). dpkg-query exits 1
+        naming each package it does not know: those are not installed; any other failure leaves the
+        packages it did not report unchecked, never "not installed"."""
+        rc, out, err = self.run_command(["dpkg-query", "-W", "-f=${Package}\\t${Version}\\t${db:Status-Abbrev}\\n"]
+                                        + names)
+        have, unchecked = {}, {}
+        for line in out.splitlines():
+            fields = line.split("\t")
+            if len(fields) == 3 and fields[1] and fields[2][1:2] == "i":  # Status-Abbrev: ii, hi: installed
+                have[fields[0]] = fields[1]
+        missing = set(line[len(NOT_INSTALLED):].strip() for line in err.splitlines() if line.startswith(NOT_INSTALLED))
+        other = [line for line in err.splitlines() if line.strip() and not line.startswith(NOT_INSTALLED)]
+        if rc not in (0, 1) or other or (rc == 1 and not missing):
+            why = "dpkg-query exited %d: %s" % (rc, " ".join(other).strip()[:200] or "no output")
+            for name in names:
+                if name not in have and name not in missing:
+                    unchecked[name] = why
+        return have, unchecked
 
     # -- models ---------------------------------------------------------------------------------
 
@@ -348,4 +382,4 @@ def run(params, api, run_command, host):
     return DriftCheck(params, api, run_command, host).run()
 
 
-__all__ = ["run", "container_params"]
+__all__ = ["run", "detail"]

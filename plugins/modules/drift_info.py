@@ -138,6 +138,9 @@ findings:
     remediation:
       description: What to do.
       type: str
+    detail:
+      description: One short line, expected -> found; for mappings the keys changed (old -> new), missing and extra.
+      type: str
 summary:
   description: C(total), C(by_type), C(by_severity).
   returned: always
