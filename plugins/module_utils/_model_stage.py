@@ -5,12 +5,7 @@
 """Engine of ragops.gpu_stack.model_stage (private): stage one Hugging Face model revision into the
 standard cache layout, verified file by file.
 
-Layout under ``root`` (HF_HOME)::
-
-    hub/models--<org>--<name>/blobs/<sha256>                 content, read-only
-    hub/models--<org>--<name>/snapshots/<revision>/<path>    -> ../../blobs/<sha256>
-    hub/models--<org>--<name>/refs/main                      <revision>
-    hub/models--<org>--<name>/ragops-manifest-<revision>.json  what was staged and verified
+The cache layout is _model_snapshot's; the sources are _model_sources'.
 
 Every new file is read once: hashed while it is written to a temporary name, fsynced and renamed
 into blobs/ only when size and sha256 match. Blobs are content-addressed, so an interrupted run
@@ -22,296 +17,24 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import json
 import os
-import re
 import shutil
-import tarfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-CHUNK = 8 * 1024 * 1024
-REVISION_RE = re.compile(r"^[0-9a-f]{40}$")
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._common import REVISION_RE, read_json
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._model_snapshot import (
+    TMP_PREFIX, StageError, hash_stream, manifest_path, read_first, repo_dir, sha256_file,
+    write_bundle, write_json_atomic)
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._model_sources import DirSource, HubSource, TarSource, UrlSource
+
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
-BUNDLE_MANIFEST = "ragops-bundle.json"
-TMP_PREFIX = ".ragops-tmp-"
-
-
-class StageError(Exception):
-    """A staging failure; the message names the model, the file and the fix."""
-
-
-def repo_dir(root, repo_id):
-    return os.path.join(root, "hub", "models--" + repo_id.replace("/", "--"))
-
-
-def manifest_path(root, repo_id, revision):
-    return os.path.join(repo_dir(root, repo_id), "ragops-manifest-%s.json" % revision)
-
-
-def read_json(path):
-    """A JSON file's content, or None when it is missing or not JSON."""
-    try:
-        with open(path) as fh:
-            return json.load(fh)
-    except (IOError, OSError, ValueError):
-        return None
-
-
-def _write_json_atomic(path, data):
-    tmp = "%s.%s%d" % (path, TMP_PREFIX, os.getpid())
-    with open(tmp, "w") as fh:
-        json.dump(data, fh, indent=1, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.chmod(tmp, 0o444)
-    os.rename(tmp, path)
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while True:
-            chunk = fh.read(CHUNK)
-            if not chunk:
-                break
-            h.update(chunk)
-    return h.hexdigest()
-
-
-# ----------------------------------------------------------------------------------------------
-# sources
-
-
-class Source(object):
-    """Where files come from. ``files()`` lists what it holds; ``open(path)`` reads one."""
-
-    label = "source"
-
-    def manifest(self):
-        return None
-
-    def files(self):
-        return None
-
-    def open(self, path):
-        raise NotImplementedError
-
-    def close(self):
-        pass
-
-
-class DirSource(Source):
-    """A directory: a bundle (files + ragops-bundle.json), a snapshot directory, or an HF cache root."""
-
-    def __init__(self, path, repo_id, revision):
-        self.label = path
-        snap = os.path.join(repo_dir(path, repo_id), "snapshots", revision)
-        other = os.path.join(path, "models--" + repo_id.replace("/", "--"), "snapshots", revision)
-        if os.path.isdir(snap):
-            self.base = snap
-        elif os.path.isdir(other):
-            self.base = other
-        else:
-            cache = os.path.join(repo_dir(path, repo_id), "snapshots")
-            if os.path.isdir(cache):
-                present = sorted(os.listdir(cache))
-                held = ", ".join(present)
-                raise StageError("model %s: source %s holds revision(s) %s, not the pinned %s; stage the pinned "
-                                 "revision into the source or pin one it holds" % (repo_id, path, held, revision))
-            self.base = path
-        self._manifest = read_json(os.path.join(self.base, BUNDLE_MANIFEST))
-
-    def manifest(self):
-        return self._manifest
-
-    def files(self):
-        out = {}
-        for dirpath, _dirs, names in os.walk(self.base):
-            for name in names:
-                full = os.path.join(dirpath, name)
-                rel = os.path.relpath(full, self.base)
-                if rel == BUNDLE_MANIFEST or name.startswith(TMP_PREFIX):
-                    continue
-                out[rel] = os.path.getsize(full)
-        return out
-
-    def open(self, path):
-        full = os.path.join(self.base, path)
-        if not os.path.isfile(full):
-            return None
-        return open(full, "rb")
-
-
-class _Closing(object):
-    """`with reader:` closes it."""
-
-    def close(self):
-        raise NotImplementedError
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-class _Member(_Closing):
-    """A file-like view of one member of an uncompressed tar: its own handle, so reads run in parallel."""
-
-    def __init__(self, path, offset, size):
-        self.fh = open(path, "rb")
-        self.fh.seek(offset)
-        self.left = size
-
-    def read(self, size=-1):
-        if self.left <= 0:
-            return b""
-        size = self.left if size is None or size < 0 else min(size, self.left)
-        data = self.fh.read(size)
-        self.left -= len(data)
-        return data
-
-    def close(self):
-        self.fh.close()
-
-
-class TarSource(Source):
-    """A tarball of a bundle (optionally with one top-level directory). Uncompressed tarballs are read
-    in place, one handle per file; compressed ones are spooled member by member."""
-
-    def __init__(self, path):
-        self.label = path
-        self.path = path
-        with open(path, "rb") as fh:
-            magic = fh.read(6)
-        # gzip, bzip2, xz: read through tarfile; plain tar: members are read in place
-        self.seekable = not (magic[:2] == b"\x1f\x8b" or magic[:3] == b"BZh" or magic[:6] == b"\xfd7zXZ\x00")
-        self.tf = tarfile.open(path, "r:*")
-        self.members = {}
-        self.lock = threading.Lock()
-        names = [m for m in self.tf.getmembers() if m.isfile()]
-        prefix = os.path.commonprefix([m.name for m in names]) if len(names) > 1 else ""
-        prefix = prefix[:prefix.rfind("/") + 1] if "/" in prefix else ""
-        for m in names:
-            rel = m.name[len(prefix):] if prefix else m.name
-            rel = rel[2:] if rel.startswith("./") else rel
-            self.members[rel] = m
-        self._manifest = None
-        if BUNDLE_MANIFEST in self.members:
-            self._manifest = json.loads(self.tf.extractfile(self.members[BUNDLE_MANIFEST]).read().decode("utf-8"))
-
-    def manifest(self):
-        return self._manifest
-
-    def files(self):
-        return dict((k, m.size) for k, m in self.members.items() if k != BUNDLE_MANIFEST)
-
-    def open(self, path):
-        m = self.members.get(path)
-        if m is None:
-            return None
-        if self.seekable:
-            return _Member(self.path, m.offset_data, m.size)
-        # tarfile is not thread-safe: read the member fully under the lock into a temp spool
-        with self.lock:
-            data = self.tf.extractfile(m)
-            spool = _Spool()
-            shutil.copyfileobj(data, spool, CHUNK)
-        spool.seek(0)
-        return spool
-
-    def close(self):
-        self.tf.close()
-
-
-class _Spool(_Closing):
-    """A temporary file that deletes itself on close."""
-
-    def __init__(self):
-        import tempfile  # pylint: disable=import-outside-toplevel
-        self.fh = tempfile.TemporaryFile()
-
-    def write(self, data):
-        return self.fh.write(data)
-
-    def read(self, size=-1):
-        return self.fh.read(size)
-
-    def seek(self, pos):
-        return self.fh.seek(pos)
-
-    def close(self):
-        self.fh.close()
-
-
-class UrlSource(Source):
-    """An HTTP(S) mirror in the Hub's layout: <url>/<repo_id>/resolve/<revision>/<path>."""
-
-    def __init__(self, url, repo_id, revision, fetch_url, headers=None):
-        self.label = url
-        self.base = "%s/%s/resolve/%s/" % (url.rstrip("/"), repo_id, revision)
-        self.fetch_url = fetch_url
-        self.headers = headers or {}
-        self._manifest = None
-        self._manifest_read = False
-
-    def manifest(self):
-        """A mirror may publish the bundle manifest next to the files; the Hub does not."""
-        if not self._manifest_read:
-            self._manifest_read = True
-            resp = self.open(BUNDLE_MANIFEST)
-            if resp is not None:
-                with resp:
-                    try:
-                        self._manifest = json.loads(resp.read().decode("utf-8"))
-                    except ValueError:
-                        self._manifest = None
-        return self._manifest
-
-    def open(self, path):
-        from ansible.module_utils.six.moves.urllib.parse import quote  # pylint: disable=import-outside-toplevel
-        resp, info = self.fetch_url(self.base + quote(path), headers=self.headers)
-        if info.get("status") != 200 or resp is None:
-            if info.get("status") == 404:
-                return None
-            raise StageError("mirror %s: GET %s failed: %s %s" % (self.label, path, info.get("status"), info.get("msg")))
-        return resp
-
-
-class HubSource(DirSource):
-    """The Hugging Face Hub through huggingface_hub, into a temporary directory (controller only)."""
-
-    def __init__(self, repo_id, revision, token, patterns, endpoint, workdir):
-        try:
-            from huggingface_hub import snapshot_download  # pylint: disable=import-outside-toplevel
-        except ImportError:
-            raise StageError("the Hub source needs huggingface_hub on the machine running the staging (the controller)")
-        self.tmp = os.path.join(workdir, TMP_PREFIX + "hub-%d" % os.getpid())
-        try:
-            snapshot_download(repo_id=repo_id, revision=revision, local_dir=self.tmp, token=token or None,
-                              allow_patterns=patterns or None, endpoint=endpoint or None)
-        except Exception as exc:  # pylint: disable=broad-except
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            why = type(exc).__name__
-            raise StageError("model %s: download of revision %s from the Hub failed: %s" % (repo_id, revision, why))
-        shutil.rmtree(os.path.join(self.tmp, ".cache"), ignore_errors=True)
-        DirSource.__init__(self, self.tmp, repo_id, revision)
-        self.label = "the Hugging Face Hub"
-
-    def close(self):
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-# ----------------------------------------------------------------------------------------------
-# the stager
 
 
 class Stager(object):
-    def __init__(self, params, check_mode=False, fetch_url=None):
+    def __init__(self, params, fetch_url=None):
         self.p = params
-        self.check_mode = check_mode
         self.fetch_url = fetch_url
         self.repo_id = params["repo_id"]
         self.revision = params["revision"]
@@ -461,7 +184,7 @@ class Stager(object):
         wanted = set(f["path"] for f in expected)
         remove = sorted(set(p for p in current if p not in wanted) | set(extra))
         ref = os.path.join(self.repo, "refs", self.p.get("ref") or "main")
-        ref_ok = _read_first(ref) == self.revision
+        ref_ok = read_first(ref) == self.revision
         return {"expected": expected, "add": add, "replace": replace, "keep": keep, "remove": remove,
                 "ref_ok": ref_ok, "rehashed_bytes": rehashed, "current": current}
 
@@ -485,20 +208,11 @@ class Stager(object):
                                  self.repo_id, f["path"], self.source.label if self.source else "(none given)"))
         tag = hashlib.sha1(f["path"].encode()).hexdigest()[:12]
         tmp = os.path.join(self.blobs, "%s%s-%d-%d" % (TMP_PREFIX, tag, os.getpid(), threading.get_ident()))
-        h = hashlib.sha256()
-        size = 0
         try:
             with open(tmp, "wb") as out:
-                while True:
-                    chunk = src.read(CHUNK)
-                    if not chunk:
-                        break
-                    h.update(chunk)
-                    out.write(chunk)
-                    size += len(chunk)
+                digest, size = hash_stream(src, out)
                 out.flush()
                 os.fsync(out.fileno())
-            digest = h.hexdigest()
             if f["size"] is not None and size != f["size"]:
                 raise StageError("model %s: file %s is %d bytes, the manifest says %d (truncated or wrong file); "
                                  "nothing of it was staged: re-fetch the source" % (self.repo_id, f["path"], size,
@@ -583,12 +297,12 @@ class Stager(object):
             st = os.stat(os.path.join(self.snapshot, f["path"]))
             records.append({"path": f["path"], "sha256": f["sha256"], "size": st.st_size, "mtime_ns": st.st_mtime_ns,
                             "ino": st.st_ino})
-        _write_json_atomic(manifest_path(self.root, self.repo_id, self.revision), {
+        write_json_atomic(manifest_path(self.root, self.repo_id, self.revision), {
             "repo_id": self.repo_id, "revision": self.revision, "files": records,
             "staged_by": "ragops.gpu_stack.model_stage",
             "staged_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         ref = os.path.join(self.repo, "refs", self.p.get("ref") or "main")
-        if _read_first(ref) != self.revision:
+        if read_first(ref) != self.revision:
             tmp = ref + "." + TMP_PREFIX
             with open(tmp, "w") as fh:
                 fh.write(self.revision)
@@ -599,93 +313,8 @@ class Stager(object):
             self.source.close()
 
 
-def inspect_snapshot(root, repo_id, revision, full=False):
-    """What a staged revision looks like now, against the manifest recorded when it was staged.
-
-    Read-only (drift checks): {'manifest': bool, 'ref': str|None, 'missing': [...], 'modified': [...],
-    'extra': [...]}; ``full`` re-hashes every file instead of comparing size, mtime and inode."""
-    recorded = read_json(manifest_path(root, repo_id, revision))
-    snapshot = os.path.join(repo_dir(root, repo_id), "snapshots", revision)
-    out = {"manifest": recorded is not None, "snapshot": os.path.isdir(snapshot),
-           "ref": _read_first(os.path.join(repo_dir(root, repo_id), "refs", "main")),
-           "missing": [], "modified": [], "extra": []}
-    if recorded is None:
-        return out
-    listed = set()
-    for f in recorded.get("files", []):
-        listed.add(f["path"])
-        full_path = os.path.join(snapshot, f["path"])
-        try:
-            st = os.stat(full_path)
-        except OSError:
-            out["missing"].append(f["path"])
-            continue
-        if st.st_size != f.get("size"):
-            out["modified"].append(f["path"])
-        elif full:
-            if sha256_file(full_path) != f.get("sha256"):
-                out["modified"].append(f["path"])
-        elif st.st_mtime_ns != f.get("mtime_ns") or st.st_ino != f.get("ino"):
-            out["modified"].append(f["path"])
-    if os.path.isdir(snapshot):
-        for dirpath, _dirs, names in os.walk(snapshot):
-            for name in names:
-                rel = os.path.relpath(os.path.join(dirpath, name), snapshot)
-                if rel not in listed:
-                    out["extra"].append(rel)
-    return out
-
-
-def write_bundle(root, repo_id, revision, files, bundle_path):
-    """An uncompressed tar of the staged revision (files by value, plus ragops-bundle.json) for
-    distribution: one file to copy to each host. Rewritten only when its manifest differs."""
-    manifest = {"repo_id": repo_id, "revision": revision,
-                "files": [{"path": f["path"], "size": f["size"], "sha256": f["sha256"]} for f in files]}
-    if os.path.isfile(bundle_path):
-        try:
-            with tarfile.open(bundle_path, "r:") as tf:
-                current = json.loads(tf.extractfile(BUNDLE_MANIFEST).read().decode("utf-8"))
-            if current == manifest:
-                return False
-        except (tarfile.TarError, KeyError, ValueError, AttributeError):
-            pass
-    snapshot = os.path.join(repo_dir(root, repo_id), "snapshots", revision)
-    os.makedirs(os.path.dirname(bundle_path) or ".", exist_ok=True)
-    tmp = "%s.%s%d" % (bundle_path, TMP_PREFIX, os.getpid())
-    data = json.dumps(manifest, indent=1).encode("utf-8")
-    with tarfile.open(tmp, "w:") as tf:
-        info = tarfile.TarInfo(BUNDLE_MANIFEST)
-        info.size = len(data)
-        info.mode = 0o444
-        tf.addfile(info, _BytesReader(data))
-        for f in files:
-            tf.add(os.path.realpath(os.path.join(snapshot, f["path"])), arcname=f["path"], recursive=False)
-    os.rename(tmp, bundle_path)
-    return True
-
-
-class _BytesReader(object):
-    def __init__(self, data):
-        self.data = data
-        self.pos = 0
-
-    def read(self, size=-1):
-        end = len(self.data) if size is None or size < 0 else self.pos + size
-        chunk = self.data[self.pos:end]
-        self.pos += len(chunk)
-        return chunk
-
-
-def _read_first(path):
-    try:
-        with open(path) as fh:
-            return fh.read().strip()
-    except (IOError, OSError):
-        return None
-
-
 def run(params, check_mode=False, fetch_url=None):
-    stager = Stager(params, check_mode, fetch_url)
+    stager = Stager(params, fetch_url)
     try:
         plan = stager.plan()
         changed = bool(plan["add"] or plan["replace"] or plan["remove"] or not plan["ref_ok"])

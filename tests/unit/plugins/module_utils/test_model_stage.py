@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.ragops.gpu_stack.plugins.module_utils import _model_snapshot as snap
 from ansible_collections.ragops.gpu_stack.plugins.module_utils import _model_stage as ms
 
 REPO = "acme/tiny-model"
@@ -30,7 +31,7 @@ def make_bundle(path: Path, files: dict, revision=REV, repo=REPO):
         f.parent.mkdir(parents=True, exist_ok=True)
         f.write_bytes(data)
         manifest.append({"path": rel, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
-    (path / ms.BUNDLE_MANIFEST).write_text(json.dumps({"repo_id": repo, "revision": revision, "files": manifest}))
+    (path / snap.BUNDLE_MANIFEST).write_text(json.dumps({"repo_id": repo, "revision": revision, "files": manifest}))
     return manifest
 
 
@@ -54,8 +55,8 @@ def params(root, source, **kw):
 
 
 def snapshot_listing(root):
-    snap = Path(ms.repo_dir(str(root), REPO)) / "snapshots" / REV
-    return sorted(str(p.relative_to(snap)) for p in snap.rglob("*") if p.is_file())
+    path = Path(snap.repo_dir(str(root), REPO)) / "snapshots" / REV
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
 
 
 def test_check_apply_rerun_layout(tmp_path, bundle):
@@ -66,7 +67,7 @@ def test_check_apply_rerun_layout(tmp_path, bundle):
     done = ms.run(params(root, src))
     assert done["changed"] and done["bytes_staged"] == sum(len(v) for v in FILES.values())
     assert done["throughput_mb_s"] > 0
-    repo = Path(ms.repo_dir(str(root), REPO))
+    repo = Path(snap.repo_dir(str(root), REPO))
     assert (repo / "refs" / "main").read_text() == REV
     assert snapshot_listing(root) == sorted(FILES)
     for f in manifest:  # snapshot entries are relative links into content-addressed, read-only blobs
@@ -104,9 +105,9 @@ def test_tarball_source(tmp_path, bundle):
 
 
 def _nothing_half_staged(root):
-    repo = Path(ms.repo_dir(str(root), REPO))
+    repo = Path(snap.repo_dir(str(root), REPO))
     assert not (repo / "snapshots" / REV).exists()
-    leftovers = [p.name for p in repo.rglob("*") if ms.TMP_PREFIX in p.name or ".partial" in p.name]
+    leftovers = [p.name for p in repo.rglob("*") if snap.TMP_PREFIX in p.name or ".partial" in p.name]
     assert leftovers == []
 
 
@@ -162,7 +163,7 @@ def test_not_enough_disk_fails_before_writing(tmp_path, bundle):
         ms.run(params(root, src, min_free_bytes=free))
     assert "staging needs 0.00 GB" in str(exc.value) and "free disk space or point root at a larger volume" in str(
         exc.value)
-    assert not Path(ms.repo_dir(str(root), REPO)).exists() or not list(Path(ms.repo_dir(str(root), REPO)).rglob("*"))
+    assert not Path(snap.repo_dir(str(root), REPO)).exists() or not list(Path(snap.repo_dir(str(root), REPO)).rglob("*"))
 
 
 def test_pickle_weights_refused_when_safetensors_required(tmp_path):
@@ -190,15 +191,15 @@ def test_modified_file_is_detected_and_restaged(tmp_path, bundle):
     src, _m = bundle
     root = tmp_path / "hf"
     ms.run(params(root, src))
-    blob = Path(ms.repo_dir(str(root), REPO)) / "snapshots" / REV / "config.json"
+    blob = Path(snap.repo_dir(str(root), REPO)) / "snapshots" / REV / "config.json"
     real = blob.resolve()
     os.chmod(real, 0o644)
     real.write_bytes(b'{"a": 2}')
-    state = ms.inspect_snapshot(str(root), REPO, REV)
+    state = snap.inspect_snapshot(str(root), REPO, REV)
     assert state["modified"] == ["config.json"]
     res = ms.run(params(root, src))
     assert res["replaced"] == ["config.json"] and res["changed"]
-    assert ms.inspect_snapshot(str(root), REPO, REV, full=True)["modified"] == []
+    assert snap.inspect_snapshot(str(root), REPO, REV, full=True)["modified"] == []
 
 
 def test_revision_must_be_a_commit(tmp_path, bundle):
