@@ -16,6 +16,8 @@ PLAY = """
 - name: Container passes
   hosts: gpu_nodes
   gather_facts: false
+  roles:
+    - ragops.gpu_stack.gpu_stack  # gpu_stack_python
   tasks:
     - name: Plan
       ansible.builtin.include_role:
@@ -23,21 +25,12 @@ PLAY = """
         tasks_from: plan
     - name: gpu_container pass
       ragops.gpu_stack.gpu_container:
-        name: "{{ item.container_name }}"
-        image: "{{ item.image }}"
-        gpus: "{{ item.gpus }}"
-        env: "{{ item.env }}"
-        ports: ["{{ item.ports[0].host_ip }}:{{ item.ports[0].host_port }}:{{ item.ports[0].container_port }}"]
-        volumes: "{{ item.volumes }}"
-        shm_size: "{{ item.shm_size | default(omit, true) }}"
-        ipc_mode: "{{ item.ipc | default(omit, true) }}"
-        ulimits: "{{ item.ulimits }}"
-        healthcheck: "{{ item.healthcheck }}"
-        labels: "{{ item.labels }}"
+        container: "{{ item.container }}"
       vars:
-        ansible_python_interpreter: /opt/ragops/venv/bin/python
+        ansible_python_interpreter: "{{ gpu_stack_python }}"
       loop: "{{ gpu_services_plan.plan.services }}"
       register: ours
+    # the peer's own options, mapped from the plan entry here (ours takes the entry's container mapping)
     - name: docker_container pass
       community.docker.docker_container:
         name: "{{ item.container_name }}-peer"
@@ -66,7 +59,7 @@ PLAY = """
         log_options: {max-size: 50m, max-file: "5"}
         state: started
       vars:
-        ansible_python_interpreter: /opt/ragops/venv/bin/python
+        ansible_python_interpreter: "{{ gpu_stack_python }}"
       loop: "{{ gpu_services_plan.plan.services }}"
       register: peer
     - name: Report

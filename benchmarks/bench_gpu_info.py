@@ -107,9 +107,10 @@ def main():
                      extra_vars={"test_roles": ["host_python", "nvidia_driver"]})
             calls = 10
             pb = WORK / "gpu_info_x10.yml"
-            pb.write_text("- hosts: gpu_nodes\n  gather_facts: false\n  tasks:\n" + "".join(
-                "    - name: gpu_info %d\n      ragops.gpu_stack.gpu_info:\n      vars:\n"
-                "        ansible_python_interpreter: /opt/ragops/venv/bin/python\n" % i for i in range(calls)))
+            pb.write_text("- hosts: gpu_nodes\n  gather_facts: false\n  roles: [ragops.gpu_stack.gpu_stack]\n  tasks:\n"
+                          + "".join("    - name: gpu_info %d\n      ragops.gpu_stack.gpu_info:\n      vars:\n"
+                                    "        ansible_python_interpreter: \"{{ gpu_stack_python }}\"\n" % i
+                                    for i in range(calls)))
             _s, out = playbook(pb, inv)
             per = [float(m) for m in re.findall(r"gpu_info \d+ -+ ([0-9.]+)s", out)]
             result["module_round_trip_on_node_s"] = stats(per)
