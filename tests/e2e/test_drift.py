@@ -1,7 +1,9 @@
 # -*- coding: utf-8 -*-
 """Drift checks on the converged simulated node: clean exits 0; each kind of drift is reported with
 its type and exit 2, and the check leaves the host exactly as it found it; after site.yml
-re-converges, exit 0 again."""
+re-converges, exit 0 again. Each test that drifts the node marks it (node.dirty) or undoes what it
+did; the tests that need the node as site.yml left it take the `converged` fixture, so the order
+they run in does not matter."""
 
 from __future__ import annotations
 
@@ -51,7 +53,7 @@ def types(report):
     return sorted(set(f["type"] for f in report["findings"]))
 
 
-def test_clean_host_exits_0_with_no_findings(drift):
+def test_clean_host_exits_0_with_no_findings(converged, drift):
     rc, report, out = drift()
     assert rc == 0, out
     assert report["status"] == "clean" and report["findings"] == [] and report["summary"]["errors"] == 0
@@ -63,18 +65,22 @@ def test_clean_host_exits_0_with_no_findings(drift):
 
 def test_stopped_container(converged_node, drift):
     converged_node.sh("docker stop rag-dots-ocr")
-    rc, report, out = drift()
+    try:
+        rc, report, out = drift()
+    finally:
+        converged_node.sh("docker start rag-dots-ocr")
     assert rc == 2, out
     f = [x for x in report["findings"] if x["type"] == "container.stopped"]
     assert f and f[0]["object"] == "container rag-dots-ocr (service ocr)" and f[0]["severity"] == "critical"
     assert f[0]["host"] == "gpu-test-01" and f[0]["expected"] == "running" and f[0]["actual"] == "exited"
     prom = (drift.reports / "ragops_drift.prom").read_text()
     assert 'ragops_gpu_stack_drift_findings{host="gpu-test-01",type="container.stopped",severity="critical"} 1' in prom
-    converged_node.sh("docker start rag-dots-ocr")
+    assert "critical container.stopped  container rag-dots-ocr (service ocr): running -> exited" in out
 
 
 def test_seed_docker_run_in_place_of_the_managed_container(converged_node, drift):
     node = converged_node
+    node.dirty = True
     node.sh("docker rm -f rag-embedding-server && docker tag rag-embedding-server:1.0.0 rag-embedding-server:latest")
     node.sh("docker run -d --name rag-embedding-server --gpus '\"device=1\"' -e CUDA_VISIBLE_DEVICES=1 "
             "-e MODEL_NAME=sentence-transformers/all-MiniLM-L6-v2 rag-embedding-server:latest")
@@ -90,6 +96,7 @@ def test_seed_docker_run_in_place_of_the_managed_container(converged_node, drift
 def test_changed_env_var(converged_node, drift, ansible, tmp_path):
     # the LLM container recreated with one env var changed, as a hand edit would
     node = converged_node
+    node.dirty = True
     c = node.inspect("rag-llm-server")
     env = [e for e in c["Config"]["Env"] if not e.startswith("MAX_NUM_SEQS=")] + ["MAX_NUM_SEQS=512"]
     args = " ".join("-e %s" % e for e in env if not e.startswith("PATH="))
@@ -100,10 +107,14 @@ def test_changed_env_var(converged_node, drift, ansible, tmp_path):
     assert rc == 2
     f = [x for x in report["findings"] if x["type"] == "container.env" and "rag-llm-server" in x["object"]]
     assert f and f[0]["expected"]["MAX_NUM_SEQS"] == "256" and f[0]["actual"]["MAX_NUM_SEQS"] == "512"
+    # the summary names the key that changed, not two whole dictionaries (the JSON report keeps them)
+    line = [x for x in out.splitlines() if "container.env  container rag-llm-server" in x][0]
+    assert "changed MAX_NUM_SEQS 256 -> 512" in line and "TENSOR_PARALLEL_SIZE" not in line
 
 
 def test_container_moved_to_another_gpu(converged_node, drift):
     node = converged_node
+    node.dirty = True
     c = node.inspect("rag-dots-ocr")
     uuid6 = node.sh("nvidia-smi -i 6 --query-gpu=uuid --format=csv,noheader").stdout.strip()
     args = " ".join("-e %s" % e for e in c["Config"]["Env"] if not e.startswith("PATH="))
@@ -116,6 +127,7 @@ def test_container_moved_to_another_gpu(converged_node, drift):
 
 
 def test_changed_held_package(converged_node, drift):
+    converged_node.dirty = True
     converged_node.sh("DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --allow-change-held-packages "
                       "nvidia-fabricmanager-550=550.144.03-1 >/dev/null")
     rc, report, out = drift()
@@ -126,6 +138,7 @@ def test_changed_held_package(converged_node, drift):
 
 
 def test_corrupted_model_file(converged_node, drift):
+    converged_node.dirty = True
     converged_node.sh("f=$(readlink -f /opt/models/hf/hub/models--sentence-transformers--all-MiniLM-L6-v2/snapshots/"
                       "*/config.json); chmod u+w $f; printf ' ' >> $f")
     rc, report, out = drift()
@@ -155,5 +168,6 @@ def test_site_reconverges_and_the_check_is_clean_again(converged_node, drift, an
     converged_node.sh("docker rmi rag-embedding-server:latest >/dev/null 2>&1 || true")
     run = ansible(ROOT / "site.yml", converged_node.inventory)
     assert run.rc == 0, run
+    converged_node.dirty = False
     rc, report, out = drift()
     assert rc == 0, json.dumps(report["findings"], indent=1)

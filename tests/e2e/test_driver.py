@@ -90,8 +90,9 @@ def test_upgrade_without_gpu_users_reloads_the_module_in_place(bare, ansible):
     assert again.rc == 0 and again.recap(bare.name)["changed"] == 0, again
 
 
-def test_upgrade_under_running_services_reboots_and_verifies(converged_node, ansible):
-    node = converged_node
+def test_upgrade_under_running_services_reboots_and_verifies(converged, ansible):
+    node = converged
+    node.dirty = True
     try:
         run = ansible(ROOT / "site.yml", node.inventory, extra_vars={"nvidia_driver_version": "550.144.03"})
         assert run.rc == 0, run
@@ -104,4 +105,5 @@ def test_upgrade_under_running_services_reboots_and_verifies(converged_node, ans
     finally:
         back = ansible(ROOT / "site.yml", node.inventory)
     assert back.rc == 0, back
+    node.dirty = False
     assert "driver 550.127.05 = packages = kernel module = NVML = fabric manager" in back.out

@@ -31,20 +31,19 @@ def test_bare_node_converges_with_all_services_healthy(converged_node):
     assert "driver 550.127.05 = packages = kernel module = NVML = fabric manager" in run.out
 
 
-def test_second_run_changes_nothing(converged_node, ansible):
-    run = ansible(ROOT / "site.yml", converged_node.inventory)
+def test_second_run_changes_nothing(converged, ansible):
+    run = ansible(ROOT / "site.yml", converged.inventory)
     assert run.rc == 0, run
-    assert run.recap(converged_node.name)["changed"] == 0, run
-    converged_node.second_run = run
+    assert run.recap(converged.name)["changed"] == 0, run
 
 
-def test_check_mode_on_the_converged_node_reports_no_change(converged_node, ansible):
-    run = ansible(ROOT / "site.yml", converged_node.inventory, "--check", "--diff")
+def test_check_mode_on_the_converged_node_reports_no_change(converged, ansible):
+    run = ansible(ROOT / "site.yml", converged.inventory, "--check", "--diff")
     assert run.rc == 0, run
-    assert run.recap(converged_node.name)["changed"] == 0, run
+    assert run.recap(converged.name)["changed"] == 0, run
 
 
-def test_seed_health_check_loop_reports_all_healthy(converged_node):
+def test_seed_health_check_loop_reports_all_healthy(converged):
     """The guide's own GPU Health Check Script loop, run inside the node."""
     script = r'''
 services=("8004:Whisper" "8001:Embedding" "8003:LLM" "8002:OCR")
@@ -57,12 +56,12 @@ for service in "${services[@]}"; do
     fi
 done
 '''
-    out = converged_node.sh("bash -c '%s'" % script.replace("'", "'\\''")).stdout.strip().splitlines()
+    out = converged.sh("bash -c '%s'" % script.replace("'", "'\\''")).stdout.strip().splitlines()
     assert out == ["✓ Whisper: Healthy", "✓ Embedding: Healthy", "✓ LLM: Healthy", "✓ OCR: Healthy"]
 
 
-def test_containers_are_pinned_by_uuid_without_host_indices(converged_node):
-    node = converged_node
+def test_containers_are_pinned_by_uuid_without_host_indices(converged):
+    node = converged
     uuids = node.sh("nvidia-smi --query-gpu=uuid --format=csv,noheader").stdout.split()
     for name, (port, gpus) in SERVICES.items():
         c = node.inspect(name)
@@ -88,8 +87,8 @@ def test_containers_are_pinned_by_uuid_without_host_indices(converged_node):
     assert llm["HostConfig"]["ShmSize"] == 32 * 1024 ** 3
 
 
-def test_bad_map_is_refused_before_any_container_changes(converged_node, ansible):
-    node = converged_node
+def test_bad_map_is_refused_before_any_container_changes(converged, ansible):
+    node = converged
     before = containers(node), node.packages()
     run = ansible(ROOT / "site.yml", node.inventory,
                   extra_vars={"gpu_stack_service_overrides": {"ocr": {"gpus": [1]}}})
@@ -100,10 +99,11 @@ def test_bad_map_is_refused_before_any_container_changes(converged_node, ansible
     assert (containers(node), node.packages()) == before
 
 
-def test_health_check_fails_naming_the_service_for_a_missing_image_and_a_missing_model(converged_node, ansible):
-    node = converged_node
+def test_health_check_fails_naming_the_service_for_a_missing_image_and_a_missing_model(converged, ansible):
+    node = converged
     ok = ansible(ROOT / "playbooks" / "health_check.yml", node.inventory)
     assert ok.rc == 0, ok
+    node.dirty = True
     node.sh("docker rm -f rag-whisper && docker rmi rag-whisper:1.0.0")
     node.sh("rm -rf /opt/models/hf/hub/models--rednote-hilab--dots.ocr")
     bad = ansible(ROOT / "playbooks" / "health_check.yml", node.inventory,
@@ -115,12 +115,13 @@ def test_health_check_fails_naming_the_service_for_a_missing_image_and_a_missing
             "/models/hub/models--rednote-hilab--dots.ocr does not exist") in fail
     fixed = ansible(ROOT / "site.yml", node.inventory)
     assert fixed.rc == 0, fixed
+    node.dirty = False
     assert ansible(ROOT / "playbooks" / "health_check.yml", node.inventory).rc == 0
 
 
-def test_per_service_override_is_an_inventory_edit(converged_node, ansible):
+def test_per_service_override_is_an_inventory_edit(converged, ansible):
     """The guide's OOM knobs as an override: only the LLM container is recreated."""
-    node = converged_node
+    node = converged
     ids = dict((n, i) for i, n in containers(node))
     knobs = {"llm": {"env": {"MAX_NUM_BATCHED_TOKENS": "1024", "GPU_MEMORY_UTILIZATION": "0.8"}}}
     overrides = json.loads(json.dumps(knobs))
@@ -129,6 +130,7 @@ def test_per_service_override_is_an_inventory_edit(converged_node, ansible):
     sim = yaml.safe_load((node.inventory / "group_vars" / "gpu_nodes" / "zz_sim.yml").read_text())
     for name, extra in (sim.get("gpu_stack_service_overrides") or {}).items():
         overrides.setdefault(name, {}).update({k: v for k, v in extra.items() if k != "env"})
+    node.dirty = True
     run = ansible(ROOT / "site.yml", node.inventory, extra_vars={"gpu_stack_service_overrides": overrides})
     assert run.rc == 0, run
     after = dict((n, i) for i, n in containers(node))
@@ -138,3 +140,4 @@ def test_per_service_override_is_an_inventory_edit(converged_node, ansible):
     assert (env["MAX_NUM_BATCHED_TOKENS"], env["GPU_MEMORY_UTILIZATION"]) == ("1024", "0.8")
     back = ansible(ROOT / "site.yml", node.inventory)
     assert back.rc == 0 and back.recap(node.name)["failed"] == 0
+    node.dirty = False
