@@ -1,4 +1,4 @@
-"""An idempotent pass over the seed's four containers: gpu_container against
+"""An idempotent pass over the guide's four containers: gpu_container against
 community.docker.docker_container given the same four containers (device requests by UUID, env,
 ports, volumes, shm, healthcheck, labels), in one run on the same engine of a simulated node.
 Both must report no change on the second pass.

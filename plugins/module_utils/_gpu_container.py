@@ -28,7 +28,7 @@ NEXT_SUFFIX = "-ragops-next"
 
 
 def host_index_findings(name, inspect):
-    """A CUDA_VISIBLE_DEVICES that names host indices (the seed's mistake) on an existing container."""
+    """A CUDA_VISIBLE_DEVICES that names host indices (the guide's mistake) on an existing container."""
     env = dict(item.partition("=")[::2] for item in (inspect.get("Config") or {}).get("Env") or [])
     cvd = env.get("CUDA_VISIBLE_DEVICES")
     if not cvd:

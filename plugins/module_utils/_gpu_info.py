@@ -16,7 +16,7 @@ from ansible_collections.ragops.gpu_stack.plugins.module_utils._nvml import (
 
 MIB = 1024 * 1024
 
-# The seed's values ("Target Metrics", "Best Practices").
+# The guide's values ("Target Metrics", "Best Practices"; docs/allocation-guide.md).
 DEFAULT_THRESHOLDS = {
     "temperature_warn_c": 80,
     "temperature_limit_c": 83,

@@ -336,7 +336,7 @@ def _gpu_table(services, by_index, reserved, normalised):
 
 
 def allocation_table(normalised, reserved, by_index=None):
-    """The seed's GPU Distribution Map, from the data: GPU | Service | VRAM Usage | Model | Purpose."""
+    """The guide's GPU Distribution Map, from the data: GPU | Service | VRAM Usage | Model | Purpose."""
     lines = ["| GPU ID | Service | VRAM Usage | Model | Purpose |", "|--------|---------|------------|-------|---------|"]
     rows = []
     for svc in normalised:
