@@ -137,6 +137,23 @@ def test_changed_held_package(converged_node, drift):
     assert (f[0]["expected"], f[0]["actual"]) == ("550.127.05-1", "550.144.03-1")
 
 
+def test_dpkg_that_cannot_answer_is_not_reported_as_missing_packages(converged_node, drift):
+    """dpkg-query failing (here: its status database unreadable) means the pins could not be checked;
+    it never reads as 'not installed'."""
+    status = "/var/lib/dpkg/status"
+    converged_node.sh("mv %s %s.away" % (status, status))
+    try:
+        rc, report, out = drift()
+    finally:
+        converged_node.sh("mv %s.away %s" % (status, status))
+    assert rc == 2
+    kinds = types(report)
+    assert "driver.package_unchecked" in kinds and "driver.package_missing" not in kinds
+    f = [x for x in report["findings"] if x["type"] == "driver.package_unchecked"]
+    assert f[0]["actual"].startswith("could not check: dpkg-query exited 2: dpkg-query: error: ")
+    assert "nvidia-driver-550" in " ".join(x["object"] for x in f)
+
+
 def test_corrupted_model_file(converged_node, drift):
     converged_node.dirty = True
     converged_node.sh("f=$(readlink -f /opt/models/hf/hub/models--sentence-transformers--all-MiniLM-L6-v2/snapshots/"
