@@ -309,4 +309,4 @@ def run(api, params, check_mode=False):
     return result
 
 
-__all__ = ["ContainerError", "EngineError", "run", "desired_state", "actual_state", "compare", "host_index_findings"]
+__all__ = ["ContainerError", "EngineError", "run", "host_index_findings"]

@@ -125,4 +125,3 @@ def test_the_container_mapping_is_validated_by_the_same_table():
         co.merge_container(dict(base, env={"A": "1"}, container={"name": "c", "image": "img:1", "env": {"A": "2"}}))
     with pytest.raises(co.ContainerError, match="container c: image is required unless state is absent"):
         co.merge_container(dict(base, container={"name": "c"}))
-
