@@ -138,14 +138,15 @@ def test_changed_held_package(converged_node, drift):
 
 
 def test_dpkg_that_cannot_answer_is_not_reported_as_missing_packages(converged_node, drift):
-    """dpkg-query failing (here: its status database unreadable) means the pins could not be checked;
-    it never reads as 'not installed'."""
+    """dpkg-query failing (here: a stanza of its status database that does not parse) means the pins
+    could not be checked; it never reads as 'not installed'. (A missing status file is not such a
+    failure: dpkg then knows no packages, exit 1, and they are reported missing.)"""
     status = "/var/lib/dpkg/status"
-    converged_node.sh("mv %s %s.away" % (status, status))
+    converged_node.sh("cp -p %s %s.good && printf '\\nPackage ragops-broken-stanza\\n' >> %s" % (status, status, status))
     try:
         rc, report, out = drift()
     finally:
-        converged_node.sh("mv %s.away %s" % (status, status))
+        converged_node.sh("mv %s.good %s" % (status, status))
     assert rc == 2
     kinds = types(report)
     assert "driver.package_unchecked" in kinds and "driver.package_missing" not in kinds
