@@ -41,10 +41,12 @@ def drift(converged_node, tmp_path_factory):
 
 
 def snapshot(node):
-    """Containers (identity, state, config), packages and holds, daemon.json, model manifests."""
+    """Containers (identity, state, config), packages and holds, daemon.json, model manifests. Holds
+    are read from dpkg's selections: `apt-mark showhold` answers from apt's package cache, which apt
+    may rebuild at any time and which says something else than dpkg when dpkg's database is broken."""
     script = ("docker ps -aq --no-trunc | sort | xargs -r docker inspect -f "
               "'{{.Id}} {{.State.Status}} {{.Config.Env}} {{.HostConfig.DeviceRequests}} {{.Image}}'; "
-              "dpkg-query -W -f='${Package} ${Version}\\n'; apt-mark showhold; md5sum /etc/docker/daemon.json; "
+              "dpkg-query -W -f='${Package} ${Version}\\n'; dpkg --get-selections | grep -w hold; md5sum /etc/docker/daemon.json; "
               "ls -l --time-style=+%s /opt/models/hf/hub/*/ragops-manifest-*.json")
     return node.sh(script).stdout
 
