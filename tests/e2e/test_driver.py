@@ -65,7 +65,10 @@ def test_preflight_failure_changes_no_package(bare, ansible, label, setup, extra
     assert bare.packages() == before
 
 
-def test_no_library_before_the_driver_and_eight_gpus_after(bare, ansible):
+def test_driver_from_nothing_then_upgraded_in_place(bare, ansible):
+    """One scenario on the bare node, in its own order (the preflight tests change no package, so
+    they may run before or after it): no NVML library before the driver, eight GPUs after; then an
+    upgrade with no GPU users loads the new module in place, without a reboot, and holds it."""
     probe = "/opt/ragops/venv/bin/python -c 'import pynvml; pynvml.nvmlInit(); print(pynvml.nvmlDeviceGetCount())'"
     before = bare.sh(probe, check=False)
     assert before.returncode != 0 and "NVML Shared Library Not Found" in before.stderr
@@ -74,8 +77,6 @@ def test_no_library_before_the_driver_and_eight_gpus_after(bare, ansible):
     assert bare.sh(probe).stdout.strip() == "8"
     assert "driver 550.127.05 = packages = kernel module = NVML = fabric manager" in run.out
 
-
-def test_upgrade_without_gpu_users_reloads_the_module_in_place(bare, ansible):
     run = ansible(ROLES, bare.inventory, extra_vars={"test_roles": ["nvidia_driver"],
                                                      "nvidia_driver_version": "550.144.03"})
     assert run.rc == 0, run
