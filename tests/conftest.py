@@ -202,14 +202,14 @@ class Node(object):
 
 @pytest.fixture(scope="session")
 def node_factory(sim, tmp_path_factory):
-    """node_factory(prefix, fixture=A100) -> Node, booted and with an inventory; removed at the end."""
-    from gpusim import nodes
+    """node_factory(prefix, fixture=A100, host_os=default) -> Node, booted and with an inventory; removed at the end."""
+    from gpusim import build, nodes
 
     made = []
 
-    def make(prefix, fixture=A100, count=1):
+    def make(prefix, fixture=A100, count=1, host_os=build.DEFAULT_HOST_OS):
         inv = tmp_path_factory.mktemp("inventory-%s" % prefix)
-        res = nodes.up(count=count, fixture=fixture, prefix=prefix, inventory=inv / "sim")
+        res = nodes.up(count=count, fixture=fixture, prefix=prefix, inventory=inv / "sim", host_os=host_os)
         made.extend(res["nodes"])
         group = [Node(n, inv / "sim", fixture) for n in res["nodes"]]
         for n in group:

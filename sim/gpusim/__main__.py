@@ -17,6 +17,8 @@ def main(argv=None) -> int:
     up = sub.add_parser("up", help="boot simulated nodes and write inventories/sim")
     up.add_argument("-n", "--count", type=int, default=1)
     up.add_argument("--fixture", default=fixtures.DEFAULT, help="one of: " + ", ".join(fixtures.FIXTURES))
+    up.add_argument("--os", default=build.DEFAULT_HOST_OS, choices=sorted(build.HOST_OS),
+                    help="the node's operating system (default %(default)s)")
     up.add_argument("--privileged", action="store_true", help="run nodes --privileged (normal workstations)")
     up.add_argument("--prefix", help="node name prefix (default from the fixture, e.g. gpu-a100)")
     sub.add_parser("down", help="remove the nodes, the repository server and inventories/sim")
@@ -45,13 +47,14 @@ def main(argv=None) -> int:
             info = build.build_all()
             print(json.dumps({k: info[k] for k in ("node_image", "library_dir", "base_image")}, indent=1))
         elif args.cmd == "up":
-            res = nodes.up(args.count, args.fixture, args.privileged or None, args.prefix)
+            res = nodes.up(args.count, args.fixture, args.privileged or None, args.prefix,
+                           host_os=args.os)
             print(json.dumps({"nodes": res["nodes"], "boot_seconds": res["boot_seconds"]}, indent=1))
         elif args.cmd == "down":
             nodes.down()
         elif args.cmd == "status":
             for row in nodes.status():
-                print("{node:20} {state:10} {fixture}".format(**row))
+                print("{node:20} {state:10} {os:9} {fixture}".format(**row))
         elif args.cmd == "inventory":
             nodes.write_sim_inventory(build.build_all())
         elif args.cmd == "fixtures":

@@ -7,12 +7,18 @@ Steps, each keyed by a hash of its inputs (a step whose output exists under its 
   repos      two signed flat apt repositories (CUDA-style and libnvidia-container-style)
   base       gpu-sim-base image: debootstrap bookworm minbase + python3 (docker import)
   services   rag-* stand-in service images, saved as tarballs with a manifest (IDs, sha256)
-  node       gpu-sim-node image: debootstrap bookworm with systemd as PID 1 and python3
+  node       gpu-sim-node image per host OS (HOST_OS: Debian 12 bookworm, Debian 13 trixie):
+             debootstrap with systemd as PID 1 and python3; the default OS's is built by `build`,
+             another OS's when a node of it is first booted
+
+debootstrap takes its Debian mirror from the build machine's own apt sources (deb822 `.sources`
+or `sources.list`); GPU_SIM_DEBIAN_MIRROR (and GPU_SIM_DEBIAN_SECURITY_MIRROR) override them.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -24,8 +30,12 @@ from .util import (BUILD, SIM_DIR, SimError, content_key, docker, docker_ready, 
                    log, require_tools, run, sha256_file, write_json)
 
 NVML_DEV = ("nvidia-nvml-dev", "13.5.37")
-DEBIAN_SUITE = "bookworm"
-DEBIAN_MIRROR = os.environ.get("GPU_SIM_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+# The simulated GPU host's operating systems: name -> Debian suite. The service images and the
+# repository server use the default's suite whatever OS the nodes run.
+HOST_OS = {"debian12": "bookworm", "debian13": "trixie"}
+DEFAULT_HOST_OS = "debian12"
+DEBIAN_SUITE = HOST_OS[DEFAULT_HOST_OS]
+APT_SOURCES = Path("/etc/apt")
 
 # Simulated driver releases: two point releases of the 550 branch (upgrade and drift tests) and an
 # older branch. The CUDA driver API version is what nvmlSystemGetCudaDriverVersion reports.
@@ -381,11 +391,76 @@ def repo_info(fpr: str) -> dict:
 # images
 
 
-def _debootstrap(dest: Path, variant: str, include: tuple[str, ...]) -> None:
+_DEBIAN_SUITES = ("buster", "bullseye", "bookworm", "trixie", "forky", "duke", "sid",
+                  "oldoldstable", "oldstable", "stable", "testing", "unstable")
+
+
+def _apt_entries(apt_dir: Path = APT_SOURCES) -> list[tuple[str, list[str]]]:
+    """(URI, suites) of every enabled `deb` entry in the apt sources under apt_dir."""
+    entries = []
+    files = [apt_dir / "sources.list"] + sorted((apt_dir / "sources.list.d").glob("*.list"))
+    for path in files:
+        if not path.is_file():
+            continue
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            words = line.split("#", 1)[0].split()
+            if not words or words[0] != "deb":
+                continue
+            words = words[1:]
+            if words and words[0].startswith("["):  # options: [arch=amd64 signed-by=...]
+                while words and not words[0].endswith("]"):
+                    words.pop(0)
+                words = words[1:]
+            if len(words) >= 2:
+                entries.append((words[0], [words[1]]))
+    for path in sorted((apt_dir / "sources.list.d").glob("*.sources")):
+        for stanza in re.split(r"\n\s*\n", path.read_text(encoding="utf-8", errors="replace")):
+            fields = {}
+            key = None
+            for line in stanza.splitlines():
+                if line.startswith("#") or not line.strip():
+                    continue
+                if line[0] in " \t" and key:
+                    fields[key] += " " + line.strip()
+                elif ":" in line:
+                    key, value = line.split(":", 1)
+                    key = key.strip().lower()
+                    fields[key] = value.strip()
+            if "deb" not in fields.get("types", "").split() or fields.get("enabled", "yes").lower() == "no":
+                continue
+            for uri in fields.get("uris", "").split():
+                entries.append((uri, fields.get("suites", "").split()))
+    return entries
+
+
+def debian_mirrors(apt_dir: Path = APT_SOURCES) -> tuple[str, str | None]:
+    """(Debian mirror, security mirror or None): GPU_SIM_DEBIAN_MIRROR / GPU_SIM_DEBIAN_SECURITY_MIRROR,
+    else the first Debian archive and security archive in the build machine's apt sources. The
+    repository names no package host: whatever this machine is configured to use, the images use."""
+    main = os.environ.get("GPU_SIM_DEBIAN_MIRROR")
+    security = os.environ.get("GPU_SIM_DEBIAN_SECURITY_MIRROR")
+    for uri, suites in _apt_entries(apt_dir):
+        for suite in suites:
+            base, _sep, pocket = suite.partition("-")
+            if base not in _DEBIAN_SUITES:
+                continue
+            if pocket == "security":
+                security = security or uri.rstrip("/")
+            elif pocket in ("", "updates"):
+                main = main or uri.rstrip("/")
+    if not main:
+        raise SimError(f"no Debian mirror in this machine's apt sources ({apt_dir}/sources.list, "
+                       f"{apt_dir}/sources.list.d/*.sources): set GPU_SIM_DEBIAN_MIRROR to the Debian "
+                       "archive debootstrap should use (and GPU_SIM_DEBIAN_SECURITY_MIRROR for security updates)")
+    return main, security
+
+
+def _debootstrap(dest: Path, variant: str, include: tuple[str, ...], suite: str = DEBIAN_SUITE) -> None:
     require_tools("debootstrap")
+    mirror, security = debian_mirrors()
     t0 = time.monotonic()
-    log(f"debootstrap {DEBIAN_SUITE} ({variant}, +{len(include)} packages) from {DEBIAN_MIRROR}")
-    run(["debootstrap", f"--variant={variant}", f"--include={','.join(include)}", DEBIAN_SUITE, dest, DEBIAN_MIRROR],
+    log(f"debootstrap {suite} ({variant}, +{len(include)} packages) from {mirror}")
+    run(["debootstrap", f"--variant={variant}", f"--include={','.join(include)}", suite, dest, mirror],
         capture=True)
     # Smaller images: no package cache, lists, docs or man pages.
     for sub in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man", "usr/share/info"):
@@ -398,11 +473,28 @@ def _debootstrap(dest: Path, variant: str, include: tuple[str, ...]) -> None:
                     child.unlink(missing_ok=True)
     # Empty package lists: make them look stale so that apt's cache_valid_time refreshes them.
     os.utime(dest / "var/lib/apt/lists", (0, 0))
-    (dest / "etc/apt/sources.list").write_text(
-        f"deb {DEBIAN_MIRROR} {DEBIAN_SUITE} main\n"
-        f"deb {DEBIAN_MIRROR} {DEBIAN_SUITE}-updates main\n"
-        f"deb http://security.debian.org/debian-security {DEBIAN_SUITE}-security main\n")
+    lines = [f"deb {mirror} {suite} main", f"deb {mirror} {suite}-updates main"]
+    if security:
+        lines.append(f"deb {security} {suite}-security main")
+    (dest / "etc/apt/sources.list").write_text("\n".join(lines) + "\n")
     log(f"debootstrap done in {time.monotonic() - t0:.0f}s")
+
+
+def debian_image(ref_name: str, suite: str, packages: tuple[str, ...], changes: list[str], recipe=()) -> str:
+    """An image of a minbase debootstrap of suite with packages (docker import), tagged by content."""
+    ref = f"{ref_name}:{content_key(ref_name, IMAGE_RECIPE, suite, packages, changes, recipe)}"
+    if image_exists(ref):
+        return ref
+    BUILD.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=BUILD) as tmp:
+        rootfs = Path(tmp) / "rootfs"
+        _debootstrap(rootfs, "minbase", packages, suite)
+        _import_tree(rootfs, ref, changes)
+    old = [r for r in docker("images", "--format", "{{.Repository}}:{{.Tag}}", ref_name).stdout.split() if r != ref]
+    if old:
+        docker("rmi", *old, check=False)
+    log(f"built {ref}")
+    return ref
 
 
 def _import_tree(rootfs: Path, ref: str, changes: list[str]) -> None:
@@ -487,22 +579,34 @@ CMD ["python3", "/usr/local/bin/rag_standin.py"]
 NODE_FILES = SIM_DIR / "node"
 
 
-def node_rootfs_ref() -> str:
-    return f"gpu-sim-node-rootfs:{content_key('node-rootfs', IMAGE_RECIPE, DEBIAN_SUITE, NODE_PACKAGES)}"
+def _host_suite(host_os: str) -> str:
+    if host_os not in HOST_OS:
+        raise SimError(f"unknown host OS {host_os!r}: choose one of {', '.join(HOST_OS)} (OS=... make sim-up)")
+    return HOST_OS[host_os]
 
 
-def node_image() -> str:
+def node_rootfs_ref(host_os: str = DEFAULT_HOST_OS) -> str:
+    return f"gpu-sim-node-rootfs:{content_key('node-rootfs', IMAGE_RECIPE, _host_suite(host_os), NODE_PACKAGES)}"
+
+
+def node_ref(host_os: str = DEFAULT_HOST_OS) -> str:
     files = sorted(p for p in NODE_FILES.rglob("*") if p.is_file())
-    key = content_key("node", IMAGE_RECIPE, DEBIAN_SUITE, NODE_PACKAGES, files=files)
-    ref = f"gpu-sim-node:{key}"
+    return f"gpu-sim-node:{content_key('node', IMAGE_RECIPE, _host_suite(host_os), NODE_PACKAGES, files=files)}"
+
+
+def node_image(host_os: str = DEFAULT_HOST_OS) -> str:
+    """The simulated GPU node of host_os (built on first use, then reused while its inputs are unchanged)."""
+    suite = _host_suite(host_os)
+    ref = node_ref(host_os)
+    current = "gpu-sim-node:current" if host_os == DEFAULT_HOST_OS else f"gpu-sim-node:current-{host_os}"
     if image_exists(ref):
-        docker("tag", ref, "gpu-sim-node:current")
+        docker("tag", ref, current)
         return ref
-    rootfs_ref = node_rootfs_ref()
+    rootfs_ref = node_rootfs_ref(host_os)
     if not image_exists(rootfs_ref):
         with tempfile.TemporaryDirectory(dir=BUILD) as tmp:
             rootfs = Path(tmp) / "rootfs"
-            _debootstrap(rootfs, "minbase", NODE_PACKAGES)
+            _debootstrap(rootfs, "minbase", NODE_PACKAGES, suite)
             _import_tree(rootfs, rootfs_ref, ["ENV container=docker LANG=C.UTF-8", 'CMD ["/lib/systemd/systemd"]'])
     with tempfile.TemporaryDirectory(dir=BUILD) as tmp:
         ctx = Path(tmp)
@@ -518,8 +622,8 @@ STOPSIGNAL SIGRTMIN+3
 ENV container=docker LANG=C.UTF-8
 CMD ["/lib/systemd/systemd"]
 """)
-        _docker_build(ctx, ref, extra_tags=["gpu-sim-node:current"])
-    log(f"built {ref}")
+        _docker_build(ctx, ref, extra_tags=[current])
+    log(f"built {ref} ({host_os})")
     return ref
 
 
@@ -546,7 +650,9 @@ def build_all() -> dict:
     node = node_image()
     info = {"node_image": node, "library_dir": str(libdir), "repo": repo,
             "images": services["images"], "base_image": services["base"]}
-    prune({node, services["base"], node_rootfs_ref()} | set(services["images"]))
+    keep = {services["base"], *services["images"]}
+    keep |= {ref for host_os in HOST_OS for ref in (node_ref(host_os), node_rootfs_ref(host_os))}
+    prune(keep)
     write_json(BUILD / "build.json", info)
     log(f"build complete in {time.monotonic() - t0:.1f}s (node image {node})")
     return info

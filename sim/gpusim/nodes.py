@@ -121,8 +121,10 @@ def booted(name: str):
 
 
 def up(count: int = 1, fixture: str = fixtures.DEFAULT, privileged: bool | None = None,
-       prefix: str | None = None, write_inventory: bool = True, inventory: Path | None = None) -> dict:
+       prefix: str | None = None, write_inventory: bool = True, inventory: Path | None = None,
+       host_os: str = build.DEFAULT_HOST_OS) -> dict:
     info = build.build_all()
+    image = build.node_image(host_os)
     if privileged is None:
         privileged = os.environ.get("GPU_SIM_PRIVILEGED") == "1"
     ensure_network()
@@ -141,11 +143,12 @@ def up(count: int = 1, fixture: str = fixtures.DEFAULT, privileged: bool | None 
         write_json(sdir / "machine.json", node_view(machine))
         (sdir / "kernel-headers").write_text("present\n")
         (sdir / "fixture").write_text(fixture + "\n")
+        (sdir / "os").write_text(host_os + "\n")
         t0 = time.monotonic()
-        docker(*run_args(name, info["node_image"], privileged, shared_apt_cache=count == 1))
+        docker(*run_args(name, image, privileged, shared_apt_cache=count == 1))
         state = wait_for(lambda n=name: booted(n), 90, interval=0.2, what=f"{name} to boot")
         timings[name] = time.monotonic() - t0
-        log(f"{name}: booted ({state}) in {timings[name]:.1f}s [{machine['description']}]")
+        log(f"{name}: booted ({state}) in {timings[name]:.1f}s [{machine['description']}, {host_os}]")
     models.write_mirror(SOURCE_INVENTORY)
     if write_inventory:
         write_sim_inventory(info, names=None if inventory is None else names, dest=inventory)
@@ -300,7 +303,8 @@ def status() -> list[dict]:
     for name in nodes():
         running = docker("inspect", "--format", "{{.State.Status}}", name, check=False).stdout.strip()
         fixture = (state_dir(name) / "fixture").read_text().strip() if (state_dir(name) / "fixture").exists() else "?"
-        out.append({"node": name, "state": running, "fixture": fixture})
+        host_os = (state_dir(name) / "os").read_text().strip() if (state_dir(name) / "os").exists() else "?"
+        out.append({"node": name, "state": running, "fixture": fixture, "os": host_os})
     return out
 
 

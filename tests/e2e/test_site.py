@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from gpusim.controllers import DEPRECATION_RE
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,12 +30,14 @@ def test_bare_node_converges_with_all_services_healthy(converged_node):
     table = run.out[run.out.index("Services on %s" % converged_node.name):]
     assert table.count(" healthy ") >= 4 and "UNHEALTHY" not in table.split("GPUs on")[0]
     assert "driver 550.127.05 = packages = kernel module = NVML = fabric manager" in run.out
+    assert not DEPRECATION_RE.search(run.out), [ln for ln in run.out.splitlines() if DEPRECATION_RE.search(ln)]
 
 
 def test_second_run_changes_nothing(converged, ansible):
     run = ansible(ROOT / "site.yml", converged.inventory)
     assert run.rc == 0, run
     assert run.recap(converged.name)["changed"] == 0, run
+    assert not DEPRECATION_RE.search(run.out), [ln for ln in run.out.splitlines() if DEPRECATION_RE.search(ln)]
 
 
 def test_check_mode_on_the_converged_node_reports_no_change(converged, ansible):

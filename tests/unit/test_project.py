@@ -50,3 +50,28 @@ def test_filter_documentation_renders():
     assert proc.returncode == 0, proc.stderr
     assert "ragops.gpu_stack.openpgp_fingerprints" in proc.stdout and "RETURN VALUES" in proc.stdout
     assert "WARNING" not in proc.stderr, proc.stderr
+
+
+def test_the_controller_matrix_agrees_with_runtime_setup_and_readme():
+    """requirements/matrix.yml is the one list of tested ansible-core versions: meta/runtime.yml
+    requires its oldest, its main entry is the pin `make setup` installs, and the README's support
+    table names every entry and the end-to-end choice for CI."""
+    import re
+
+    import yaml
+    from gpusim import controllers
+
+    ctls = controllers.load()
+    key = [tuple(int(x) for x in c.core.split(".")) for c in ctls]
+    assert key == sorted(key), "requirements/matrix.yml: list the entries oldest first"
+    runtime = yaml.safe_load((ROOT / "meta" / "runtime.yml").read_text())
+    assert runtime["requires_ansible"] == ">=%s.0" % ctls[0].line
+    pin = re.search(r"^ansible-core==(\S+)", (ROOT / "requirements" / "requirements.txt").read_text(), re.M).group(1)
+    assert [c.core for c in ctls if c.main] == [pin]
+    readme = (ROOT / "README.md").read_text()
+    support = readme[readme.index("## Requirements and support"):readme.index("## Aiming it at real hosts")]
+    for ctl in ctls:
+        assert "%s (Python %s)" % (ctl.core, ctl.python) in support, "README support table lacks %r" % ctl
+    assert "end to end for %s" % " and ".join(controllers.ci_e2e()) in support
+    for role in sorted((ROOT / "roles").glob("*/meta/main.yml")):
+        assert yaml.safe_load(role.read_text())["galaxy_info"]["min_ansible_version"] == ctls[0].line, role
