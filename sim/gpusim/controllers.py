@@ -40,8 +40,6 @@ MATRIX_FILE = ROOT / "requirements" / "matrix.yml"
 # wheelhouses (py<X.Y>), a container entry's ansible-test directory (its ~/.ansible/test, like the
 # host's), and the last results. RAGOPS_MATRIX_DIR moves it.
 ENVS = Path(os.environ.get("RAGOPS_MATRIX_DIR") or Path.home() / ".cache" / "ragops" / "matrix")
-WHEELS = ENVS
-CONTAINER_ANSIBLE_TEST = ENVS
 RESULTS = ENVS / "results.json"
 HOST_PYTHON = "%d.%d" % sys.version_info[:2]
 # The Debian 13 controller: Python 3.13, git (ansible-test finds files through it), the Docker CLI
@@ -66,7 +64,6 @@ class Controller(object):
         self.pins = list(entry.get("pins") or [])
         self.main = bool(entry.get("main"))
         self.venv = ROOT / ".venv" if self.main else ENVS / ("core-" + self.line)
-        ENVS.mkdir(parents=True, exist_ok=True)
         self.in_container = self.python != HOST_PYTHON
 
     def __repr__(self):
@@ -89,14 +86,14 @@ class Controller(object):
         cmd = ["docker", "run", "--rm", "-i", "--network", "host", "-w", str(ROOT),
                "-v", "%s:%s" % (ROOT, ROOT), "-v", "%s:%s" % (ENVS, ENVS), "-v", "/var/run/docker.sock:/var/run/docker.sock",
                "-v", "%s:/root/.cache/ragops" % (home / ".cache" / "ragops"),
-               "-v", "%s:/root/.ansible/test" % (CONTAINER_ANSIBLE_TEST / ("ansible-test-" + self.line)),
+               "-v", "%s:/root/.ansible/test" % (ENVS / ("ansible-test-" + self.line)),
                "-v", "%s:/wheels:ro" % wheelhouse(self.python), "-v", "%s:/etc/pip.conf:ro" % offline_pip_conf(),
                "-e", "PATH=" + path, "-e", "HOME=/root", "-e", "LANG=C.UTF-8"]
         for src in mounts:
             cmd += ["-v", "%s:%s" % (src, src)]
         for key, value in env.items():
             cmd += ["-e", "%s=%s" % (key, value)]
-        (CONTAINER_ANSIBLE_TEST / ("ansible-test-" + self.line)).mkdir(parents=True, exist_ok=True)
+        (ENVS / ("ansible-test-" + self.line)).mkdir(parents=True, exist_ok=True)
         return cmd + [controller_image()] + [str(a) for a in argv], dict(os.environ)
 
     def run(self, argv, env=None, mounts=(), timeout=3600, capture=True):
@@ -140,18 +137,17 @@ class Controller(object):
         t0 = time.monotonic()
         reqs, cons = self.requirements()
         house = wheelhouse(self.python)
-        spec = ENVS / ("core-%s.requirements" % self.line)
-        spec.parent.mkdir(parents=True, exist_ok=True)
-        (spec.parent / (spec.name + ".txt")).write_text("\n".join(reqs) + "\n")
-        (spec.parent / (spec.name + ".constraints.txt")).write_text("\n".join(cons) + "\n")
-        download(self.python, ["-r", spec.parent / (spec.name + ".txt"), "-c", spec.parent / (spec.name + ".constraints.txt")])
+        req_file = ENVS / ("core-%s.requirements.txt" % self.line)
+        con_file = ENVS / ("core-%s.constraints.txt" % self.line)
+        req_file.write_text("\n".join(reqs) + "\n")
+        con_file.write_text("\n".join(cons) + "\n")
+        download(self.python, ["-r", req_file, "-c", con_file])
         shutil.rmtree(self.venv, ignore_errors=True)
         # in the container its python3; here the interpreter .venv was made from, not .venv's own
         python = "python3" if self.in_container else getattr(sys, "_base_executable", sys.executable)
         steps = [[python, "-m", "venv", self.venv],
                  [self.bin / "python", "-m", "pip", "install", "--quiet", "--no-index", "--find-links",
-                  "/wheels" if self.in_container else house,
-                  "-r", spec.parent / (spec.name + ".txt"), "-c", spec.parent / (spec.name + ".constraints.txt")]]
+                  "/wheels" if self.in_container else house, "-r", req_file, "-c", con_file]]
         for step in steps:
             if self.in_container:
                 proc = self.run(step)
@@ -164,7 +160,7 @@ class Controller(object):
             # ansible-test's sanity virtualenvs install their pinned tools offline from the wheelhouse too
             download(self.python, sanity_requirements(self))
         stamp.write_text(self.key())
-        log("%r: virtualenv %s ready in %.0fs" % (self, self.venv.relative_to(ROOT), time.monotonic() - t0))
+        log("%r: virtualenv %s ready in %.0fs" % (self, self.venv, time.monotonic() - t0))
 
 
 def load() -> list[Controller]:
@@ -194,7 +190,7 @@ def select(names) -> list[Controller]:
 
 
 def wheelhouse(python: str) -> Path:
-    path = WHEELS / ("py" + python)
+    path = ENVS / ("py" + python)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
