@@ -32,7 +32,7 @@ from pathlib import Path
 import yaml
 
 from . import build
-from .util import ROOT, SimError, content_key, log
+from .util import ROOT, SimError, content_key
 
 MATRIX_FILE = ROOT / "requirements" / "matrix.yml"
 # Everything the matrix makes lives outside the checkout and is kept across checkouts (a clean clone
@@ -160,7 +160,11 @@ class Controller(object):
             # ansible-test's sanity virtualenvs install their pinned tools offline from the wheelhouse too
             download(self.python, sanity_requirements(self))
         stamp.write_text(self.key())
-        log("%r: virtualenv %s ready in %.0fs" % (self, self.venv, time.monotonic() - t0))
+        say("%r: virtualenv %s ready in %.0fs" % (self, self.venv, time.monotonic() - t0))
+
+
+def say(msg: str) -> None:
+    print("test-matrix: " + msg, flush=True)
 
 
 def load() -> list[Controller]:
@@ -272,9 +276,14 @@ def e2e(ctls: list[Controller]) -> tuple[subprocess.CompletedProcess, dict]:
     return proc, times
 
 
-def summary_line(proc: subprocess.CompletedProcess, pattern: str) -> str:
-    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if re.search(pattern, line)]
-    return lines[-1].strip() if lines else ""
+def summary_line(proc: subprocess.CompletedProcess, stage: str) -> str:
+    """What a stage's output says in one line: sanity tests run (or the first error), pytest's count."""
+    lines = (proc.stdout + proc.stderr).splitlines()
+    if stage == "sanity":
+        errors = [line.strip() for line in lines if re.match(r"(ERROR|FATAL)", line)]
+        return errors[0] if errors else "%d sanity tests" % sum(1 for line in lines if line.startswith("Running sanity test"))
+    counts = [line.strip() for line in lines if re.search(r"\d+ (passed|failed)", line)]
+    return counts[-1] if counts else ""
 
 
 def main(argv=None) -> int:
@@ -304,23 +313,22 @@ def main(argv=None) -> int:
         if "units" in stages:
             build.default_library_dir()  # the stand-in NVML the unit tests load (the container has no compiler)
         for ctl in ctls:
-            for stage, fn, pattern in (("sanity", sanity, r"^(Running sanity test|ERROR|FATAL)"),
-                                       ("units", units, r"\d+ (passed|failed)")):
+            for stage, fn in (("sanity", sanity), ("units", units)):
                 if stage not in stages:
                     continue
-                log("%r: %s ..." % (ctl, stage))
+                say("%r: %s ..." % (ctl, stage))
                 t0 = time.monotonic()
                 proc = fn(ctl)
                 secs = round(time.monotonic() - t0, 1)
                 ok = proc.returncode == 0
-                results[ctl.core][stage] = {"ok": ok, "seconds": secs, "summary": summary_line(proc, pattern)}
-                log("%r: %s %s in %.0fs %s" % (ctl, stage, "passed" if ok else "FAILED", secs,
+                results[ctl.core][stage] = {"ok": ok, "seconds": secs, "summary": summary_line(proc, stage)}
+                say("%r: %s %s in %.0fs %s" % (ctl, stage, "passed" if ok else "FAILED", secs,
                                                results[ctl.core][stage]["summary"]))
                 if not ok:
                     failed.append("%s %s" % (ctl.core, stage))
                     print((proc.stdout + proc.stderr)[-8000:], file=sys.stderr)
         if "e2e" in stages and e2e_ctls:
-            log("end to end for %s ..." % ", ".join(c.core for c in e2e_ctls))
+            say("end to end for %s ..." % ", ".join(c.core for c in e2e_ctls))
             t0 = time.monotonic()
             proc, times = e2e(e2e_ctls)
             for ctl in e2e_ctls:
