@@ -37,6 +37,15 @@ options:
     type: list
     elements: int
     default: []
+  load_balancer:
+    description:
+      - Which services the load balancer fronts (C(gpu_stack_load_balancer)). C(auto) those with more than one
+        instance, C(all) every service, C(none) none (a service with instances is then refused).
+      - A service behind it keeps its client port (the load balancer listens there); its instances publish
+        loopback backend ports.
+    type: str
+    choices: [auto, all, none]
+    default: auto
   memory_limit_pct:
     description: Most of a GPU's memory (percent) the VRAM estimates on it may add up to (C(gpu_stack_gpu_memory_limit_pct)).
     type: int

@@ -14,7 +14,8 @@ import hashlib
 import json
 
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._common import LABEL_PREFIX, parse_size
-from ansible_collections.ragops.gpu_stack.plugins.module_utils._service_map import ServiceMapError, validate_services
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._service_map import (
+    ServiceMapError, instance_views, validate_services, who)
 
 PLAN_VERSION = 1
 CONTAINER_MODELS_PATH = "/models"
@@ -24,6 +25,12 @@ CONTAINER_MODELS_PATH = "/models"
 # after hashing (as `container`, derived from the hashed keys), or every upgrade would recreate
 # every container (tests/unit/.../test_gpu_plan.py compares with the previous release).
 UNHASHED = ("model_spec",)
+# Where instances behind the load balancer listen, whatever gpu_stack_bind_address is: only the
+# load balancer on the same host reaches them.
+BACKEND_ADDRESS = "127.0.0.1"
+# Set in the containers of instances behind the load balancer: the container's name, so that a
+# service can say which instance served a request (the stand-ins' X-Served-By header).
+INSTANCE_ENV = "RAG_INSTANCE"
 
 
 class PlanError(ServiceMapError):
@@ -61,29 +68,30 @@ def _host_gpus(gpu_info):
 def _resolve_gpus(svc, by_index, by_uuid, errors, gpu_count):
     """The service's GPU entries resolved to {index, uuid, name, memory_total_mib, ...}."""
     resolved = []
+    label = who(svc)
     for ref in svc["gpus"]:
         if isinstance(ref, int):
             gpu = by_index.get(ref)
             if gpu is None:
-                errors.append("service '%s': GPU %d does not exist on this host (it has GPUs 0-%d); use one of "
-                              "those indices" % (svc["name"], ref, gpu_count - 1))
+                errors.append("%s: GPU %d does not exist on this host (it has GPUs 0-%d); use one of "
+                              "those indices" % (label, ref, gpu_count - 1))
                 continue
         else:
             gpu = by_uuid.get(ref)
             if gpu is None:
                 known = ", ".join("%d=%s" % (g["index"], g["uuid"]) for g in sorted(by_uuid.values(),
                                                                                     key=lambda g: g["index"]))
-                errors.append("service '%s': GPU %s is not on this host (a replaced board has a new UUID); "
-                              "pin one of: %s" % (svc["name"], ref, known or "none visible"))
+                errors.append("%s: GPU %s is not on this host (a replaced board has a new UUID); "
+                              "pin one of: %s" % (label, ref, known or "none visible"))
                 continue
         if "error" in gpu or not gpu.get("uuid"):
-            errors.append("service '%s': GPU %d is unusable (NVML: %s); move the service to a healthy GPU, e.g. a "
+            errors.append("%s: GPU %d is unusable (NVML: %s); move the service to a healthy GPU, e.g. a "
                           "reserved one with tier: secondary, or replace the board"
-                          % (svc["name"], gpu["index"], gpu.get("error", "no UUID")))
+                          % (label, gpu["index"], gpu.get("error", "no UUID")))
             continue
         if gpu.get("status") == "fail":
-            errors.append("service '%s': GPU %d (%s) is unhealthy: %s; move the service to a healthy GPU or fix "
-                          "the GPU first" % (svc["name"], gpu["index"], gpu["uuid"], "; ".join(gpu.get("reasons", []))))
+            errors.append("%s: GPU %d (%s) is unhealthy: %s; move the service to a healthy GPU or fix "
+                          "the GPU first" % (label, gpu["index"], gpu["uuid"], "; ".join(gpu.get("reasons", []))))
             continue
         resolved.append(gpu)
     return resolved
@@ -107,48 +115,73 @@ def _cuda_visible(svc, resolved, warnings, errors):
                     why = "names host GPU indices"
                 else:
                     why = "names ordinals the container does not have"
-                warnings.append("service '%s': CUDA_VISIBLE_DEVICES=%s %s; inside the container its GPUs %s are "
-                                "numbered %s, so %s" % (svc["name"], given, why, _fmt_gpus(host_indices), ordinals,
+                warnings.append("%s: CUDA_VISIBLE_DEVICES=%s %s; inside the container its GPUs %s are "
+                                "numbered %s, so %s" % (who(svc), given, why, _fmt_gpus(host_indices), ordinals,
                                                         action))
         elif tokens and all(t in uuids for t in tokens):
             pass  # UUIDs of its own GPUs: valid inside the container
         else:
-            errors.append("service '%s': CUDA_VISIBLE_DEVICES=%s is neither ordinals nor the UUIDs of its GPUs %s; "
-                          "remove it from env (the plan sets it)" % (svc["name"], given, _fmt_gpus(host_indices)))
+            errors.append("%s: CUDA_VISIBLE_DEVICES=%s is neither ordinals nor the UUIDs of its GPUs %s; "
+                          "remove it from env (the plan sets it)" % (who(svc), given, _fmt_gpus(host_indices)))
     if svc["cuda_visible_devices"] == "omit":
         return None
     return ordinals
+
+
+def _reserved_errors(svc, indices, reserved, errors):
+    """Primaries stay off the reserve unless the map says allow_reserved; secondaries stay on it."""
+    if svc["tier"] == "primary" and not svc["allow_reserved"]:
+        on_reserved = [g for g in indices if g in reserved]
+        if on_reserved:
+            errors.append("%s: GPU %s is reserved (gpu_stack_reserved_gpus: %s); use an unreserved GPU, or mark the "
+                          "service tier: secondary (scaling / failover), or set allow_reserved: true to grow it onto "
+                          "the reserve" % (who(svc), _ranges(on_reserved), _fmt_gpus(sorted(reserved))))
+    elif svc["tier"] == "secondary" and reserved:
+        off_reserve = [g for g in indices if g not in reserved]
+        if off_reserve:
+            errors.append("%s: tier secondary, but GPU %s is not reserved (gpu_stack_reserved_gpus: %s); put it on a "
+                          "reserved GPU, or set tier: primary to run it outside the reserve"
+                          % (who(svc), _ranges(off_reserve), _fmt_gpus(sorted(reserved))))
 
 
 def _check_static(svc, reserved, errors):
     if svc["device"] == "cpu":
         return
     gpus = svc["gpus"]
-    if svc["tensor_parallel"] != len(gpus):
-        fix = ("add a GPU or set tensor_parallel: %d" % len(gpus)) if svc["tensor_parallel"] > len(gpus) else \
-            ("set tensor_parallel: %d or remove GPUs" % len(gpus))
-        errors.append("service '%s': tensor_parallel %d needs %d GPUs, got %s; %s"
-                      % (svc["name"], svc["tensor_parallel"], svc["tensor_parallel"], _fmt_gpus(gpus), fix))
-    if svc["tier"] == "primary":
-        on_reserved = [g for g in gpus if isinstance(g, int) and g in reserved]
-        if on_reserved:
-            errors.append("service '%s': GPU %s is reserved (gpu_stack_reserved_gpus: %s); use an unreserved GPU, "
-                          "or mark the service tier: secondary (scaling / failover)"
-                          % (svc["name"], _ranges(on_reserved), _fmt_gpus(sorted(reserved))))
+    tp = svc["tensor_parallel"]
+    if tp > len(gpus):
+        errors.append("%s: tensor_parallel %d needs %d GPUs, got %s; add a GPU or set tensor_parallel: %d"
+                      % (who(svc), tp, tp, _fmt_gpus(gpus), len(gpus)))
+    elif len(gpus) % tp:
+        errors.append("%s: %d GPUs %s do not split into tensor-parallel groups of %d; give a multiple of %d GPUs (more "
+                      "GPUs than tensor_parallel run data-parallel workers) or set tensor_parallel: %d"
+                      % (who(svc), len(gpus), _fmt_gpus(gpus), tp, tp, len(gpus)))
+    given = svc["env"].get("TENSOR_PARALLEL_SIZE")
+    if given is not None and given.strip() != str(tp):
+        errors.append("%s: env TENSOR_PARALLEL_SIZE=%s but tensor_parallel is %d; set TENSOR_PARALLEL_SIZE: \"%d\" "
+                      "in its env" % (who(svc), given, tp, tp))
+    if svc.get("max_gpus") and len(gpus) > svc["max_gpus"]:
+        errors.append("%s: %d GPUs %s, but the service allows at most %d (max_gpus); remove GPUs or raise max_gpus"
+                      % (who(svc), len(gpus), _fmt_gpus(gpus), svc["max_gpus"]))
+    _reserved_errors(svc, [g for g in gpus if isinstance(g, int)], reserved, errors)
 
 
 def _check_topology(svc, resolved, errors, nvswitch, all_gpus):
-    if len(resolved) < 2:
-        return
-    for i, a in enumerate(resolved):
-        for b in resolved[i + 1:]:
-            if b["index"] not in (a.get("nvlink_peers") or []):
-                pairs = sorted(set(tuple(sorted((g["index"], p))) for g in all_gpus for p in g.get("nvlink_peers", [])))
-                hint = "GPUs joined by NVLink here: %s" % (", ".join("%d-%d" % p for p in pairs) or "none") \
-                    if not nvswitch else "an NVLink link is down"
-                errors.append("service '%s': tensor-parallel GPUs %d and %d have no NVLink path between them (%s); "
-                              "choose GPUs with an NVLink path between every pair, or set tensor_parallel: 1"
-                              % (svc["name"], a["index"], b["index"], hint))
+    """Each tensor-parallel group (the GPUs in listed order, tensor_parallel at a time) needs NVLink
+    between every pair; data-parallel groups need nothing between them."""
+    tp = svc["tensor_parallel"]
+    for start in range(0, len(resolved), tp):
+        group = resolved[start:start + tp]
+        for i, a in enumerate(group):
+            for b in group[i + 1:]:
+                if b["index"] not in (a.get("nvlink_peers") or []):
+                    pairs = sorted(set(tuple(sorted((g["index"], p))) for g in all_gpus
+                                       for p in g.get("nvlink_peers", [])))
+                    hint = "GPUs joined by NVLink here: %s" % (", ".join("%d-%d" % p for p in pairs) or "none") \
+                        if not nvswitch else "an NVLink link is down"
+                    errors.append("%s: tensor-parallel GPUs %d and %d have no NVLink path between them (%s); "
+                                  "choose GPUs with an NVLink path between every pair, or set tensor_parallel: 1"
+                                  % (who(svc), a["index"], b["index"], hint))
 
 
 def _container_env(svc, resolved, cvd):
@@ -164,6 +197,9 @@ def _container_env(svc, resolved, cvd):
         env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
         if cvd is not None:
             env["CUDA_VISIBLE_DEVICES"] = cvd
+        workers = len(resolved) // svc["tensor_parallel"]
+        if workers > 1:  # only then: one-worker services keep the environment (and hash) they had
+            env["DATA_PARALLEL_SIZE"] = str(workers)
     model = svc["model"]
     env.setdefault("HF_HOME", CONTAINER_MODELS_PATH)
     env["MODEL_ID"] = model["repo_id"]
@@ -194,7 +230,8 @@ def _digest(data):
 
 
 def build_plan(services, gpu_info=None, overrides=None, common_env=None, bind_address="127.0.0.1",
-               reserved_gpus=None, memory_limit_pct=90, expected_gpus=None, models_root="/opt/models/hf"):
+               reserved_gpus=None, memory_limit_pct=90, expected_gpus=None, models_root="/opt/models/hf",
+               load_balancer="auto"):
     """Validate and resolve. Returns {'plan': ..., 'warnings': [...], 'table': ...}; raises PlanError."""
     errors, warnings = [], []
     try:
@@ -203,8 +240,11 @@ def build_plan(services, gpu_info=None, overrides=None, common_env=None, bind_ad
         raise PlanError(exc.errors)
     reserved = set(reserved_gpus or [])
     active = [s for s in normalised if s["enabled"]]
-    for svc in active:
-        _check_static(svc, reserved, errors)
+    balanced = _balanced(active, load_balancer, errors)
+    views = [v for svc in active for v in instance_views(svc)]
+    for view in views:
+        _check_static(view, reserved, errors)
+    _check_backend_ports(views, balanced, errors)
 
     live = gpu_info is not None and gpu_info.get("driver_state", "ok") == "ok" and gpu_info.get("gpus") is not None
     by_index, by_uuid = _host_gpus(gpu_info) if live else ({}, {})
@@ -226,7 +266,7 @@ def build_plan(services, gpu_info=None, overrides=None, common_env=None, bind_ad
 
     resolved_services = []
     usage = {}  # index -> [(service, vram_gb, shares)]
-    for svc in active:
+    for svc in views:
         entry = {"name": svc["name"], "container_name": svc["container_name"], "image": svc["image"],
                  "device": svc["device"], "tier": svc["tier"]}
         resolved = []
@@ -235,31 +275,34 @@ def build_plan(services, gpu_info=None, overrides=None, common_env=None, bind_ad
             if live:
                 resolved = _resolve_gpus(svc, by_index, by_uuid, errors, gpu_count)
                 if len(resolved) == len(svc["gpus"]):
-                    if svc["tier"] == "primary":
-                        on_reserved = [g["index"] for g in resolved if g["index"] in reserved
-                                       and g["uuid"] in svc["gpus"]]
-                        if on_reserved:
-                            errors.append("service '%s': GPU %s is reserved (gpu_stack_reserved_gpus: %s); use an "
-                                          "unreserved GPU, or mark the service tier: secondary"
-                                          % (svc["name"], _ranges(on_reserved), _fmt_gpus(sorted(reserved))))
+                    # GPUs named by UUID: the static check could not see their indices
+                    _reserved_errors(svc, [g["index"] for g in resolved if g["uuid"] in svc["gpus"]], reserved, errors)
                     _check_topology(svc, resolved, errors, gpu_info.get("nvswitch", False), list(by_index.values()))
                 for g in resolved:
                     usage.setdefault(g["index"], []).append(
                         (svc, float(svc["vram_estimate_gb"]) / max(len(svc["gpus"]), 1)))
                 for g in (g for g in resolved if g.get("status") == "warn"):
-                    warnings.append("service '%s': GPU %d is in warning state: %s"
-                                    % (svc["name"], g["index"], "; ".join(g.get("reasons", []))))
+                    warnings.append("%s: GPU %d is in warning state: %s"
+                                    % (who(svc), g["index"], "; ".join(g.get("reasons", []))))
             cvd = _cuda_visible(svc, resolved if live else [{"index": i, "uuid": None} for i in svc["gpus"]],
                                 warnings, errors)
         entry["gpus"] = [{"index": g["index"], "uuid": g["uuid"], "name": g.get("name"),
                           "pci_bus_id": g.get("pci_bus_id")} for g in resolved]
         entry["gpu_uuids"] = [g["uuid"] for g in resolved]
+        behind = svc["name"] in balanced
         entry["env"] = _container_env(svc, resolved, cvd) if (live or svc["device"] == "cpu") else None
-        entry["ports"] = [{"host_ip": svc["bind_address"], "host_port": svc["port"],
-                           "container_port": svc["container_port"]}]
+        if behind and entry["env"] is not None:
+            entry["env"][INSTANCE_ENV] = svc["container_name"]
+        if behind:  # the load balancer listens on the client port; the instance on a loopback port of its own
+            entry["ports"] = [{"host_ip": BACKEND_ADDRESS, "host_port": svc["backend_port"],
+                               "container_port": svc["container_port"]}]
+            entry["health_url"] = "http://%s:%d%s" % (BACKEND_ADDRESS, svc["backend_port"], svc["health_path"])
+        else:
+            entry["ports"] = [{"host_ip": svc["bind_address"], "host_port": svc["port"],
+                               "container_port": svc["container_port"]}]
+            entry["health_url"] = "http://%s:%d%s" % ("127.0.0.1" if svc["bind_address"] in ("0.0.0.0", "127.0.0.1")
+                                                      else svc["bind_address"], svc["port"], svc["health_path"])
         entry["port"] = svc["port"]
-        entry["health_url"] = "http://%s:%d%s" % ("127.0.0.1" if svc["bind_address"] in ("0.0.0.0", "127.0.0.1")
-                                                  else svc["bind_address"], svc["port"], svc["health_path"])
         entry["health_path"] = svc["health_path"]
         entry["volumes"] = ["%s:%s:ro" % (models_root, CONTAINER_MODELS_PATH)] + svc["volumes"]
         entry["shm_size"] = svc["shm_size"]
@@ -275,7 +318,7 @@ def build_plan(services, gpu_info=None, overrides=None, common_env=None, bind_ad
         entry["precision"] = svc["precision"]
         entry["tensor_parallel"] = svc["tensor_parallel"]
         entry["purpose"] = svc["purpose"]
-        resolved_services.append(entry)
+        resolved_services.append((entry, svc))
 
     # One GPU, one service -- unless every service on it opts in and the VRAM fits.
     for index in sorted(usage):
@@ -284,18 +327,21 @@ def build_plan(services, gpu_info=None, overrides=None, common_env=None, bind_ad
         total_gb = gpu["memory"]["total_mib"] / 1024.0
         limit_gb = total_gb * memory_limit_pct / 100.0
         if len(users) > 1 and not all(s["share_gpus"] for s, _v in users):
-            names = " and ".join("'%s'" % s["name"] for s, _v in users)
+            names = " and ".join("'%s'" % s["name"] + (" (instance '%s')" % s["container_name"] if s["instance"] else "")
+                                 for s, _v in users)
             errors.append("services %s both use %s; give each its own GPU, or set share_gpus: true on all of them "
                           "when their VRAM estimates fit" % (names, _gpu_label(gpu)))
         used = sum(v for _s, v in users)
         if used > limit_gb + 1e-9:
-            parts = ", ".join("%s %.1f GB" % (s["name"], v) for s, v in users)
+            parts = ", ".join("%s %.1f GB" % (s["container_name"] if s["instance"] else s["name"], v) for s, v in users)
             errors.append("%s: VRAM estimates %.1f GB (%s) exceed the limit %.1f GB (%d%% of %.0f GB); lower the "
                           "estimates, move a service, or raise gpu_stack_gpu_memory_limit_pct"
                           % (_gpu_label(gpu), used, parts, limit_gb, memory_limit_pct, total_gb))
     if errors:
         raise PlanError(errors)
 
+    views_by_entry = resolved_services
+    resolved_services = [e for e, _v in views_by_entry]
     for entry in resolved_services:
         entry["config_hash"] = _digest(_hashed(entry))
         entry["labels"] = {
@@ -312,14 +358,64 @@ def build_plan(services, gpu_info=None, overrides=None, common_env=None, bind_ad
         "reserved_gpus": sorted(reserved),
         "memory_limit_pct": memory_limit_pct,
         "gpus": _gpu_table(resolved_services, by_index, reserved, normalised) if live else [],
-        "disabled_services": [{"name": s["name"], "container_name": s["container_name"]}
-                              for s in normalised if not s["enabled"]],
     }
     plan["hash"] = _digest({"services": [_hashed(s) for s in resolved_services], "reserved": plan["reserved_gpus"]})
-    for entry in resolved_services:
+    for entry, view in views_by_entry:
         entry["labels"][LABEL_PREFIX + "plan-hash"] = plan["hash"]
         entry["container"] = container_args(entry)
-    return {"plan": plan, "warnings": warnings, "table": allocation_table(normalised, reserved, by_index)}
+        # After hashing: derived from what is hashed, so adding them recreates nothing on upgrade.
+        entry["instance"] = view["instance"]
+        entry["behind_load_balancer"] = view["name"] in balanced
+        entry["backend_port"] = view["backend_port"] if entry["behind_load_balancer"] else None
+    plan["service_label"] = LABEL_PREFIX + "service"  # every container of the collection carries it
+    plan["load_balancer"] = _load_balancer(normalised, views_by_entry, balanced, load_balancer)
+    plan["disabled_services"] = [{"name": v["name"], "container_name": v["container_name"]}
+                                 for s in normalised if not s["enabled"] for v in instance_views(s)]
+    used = set(g["index"] for e in resolved_services for g in e["gpus"])
+    plan["reserve_left"] = sorted(reserved - used) if live else sorted(reserved - set(
+        g for v in views for g in v["gpus"] if isinstance(g, int)))
+    table = allocation_table(normalised, reserved, by_index)
+    return {"plan": plan, "warnings": warnings, "table": table}
+
+
+def _balanced(active, mode, errors):
+    """Names of the services behind the load balancer: those with more than one instance (auto), every
+    service (all), or none (none, which refuses a service with instances)."""
+    multi = [s["name"] for s in active if s["instances"]]
+    if mode == "none":
+        for name in multi:
+            errors.append("service '%s': has %d instances, which need the load balancer in front of them; set "
+                          "gpu_stack_load_balancer: auto (or all), or remove its instances"
+                          % (name, 1 + len(next(s for s in active if s["name"] == name)["instances"])))
+        return set()
+    if mode == "all":
+        return set(s["name"] for s in active)
+    return set(multi)
+
+
+def _check_backend_ports(views, balanced, errors):
+    """Loopback ports of instances behind the load balancer: in range, unique, not a client port."""
+    taken = dict((v["port"], "service '%s' (client port)" % v["name"]) for v in views if v["instance"] == 0)
+    for view in (v for v in views if v["name"] in balanced):
+        port = view["backend_port"]
+        if not 1 <= port <= 65535:
+            errors.append("%s: backend port %d is out of range (port + %d); set backend_port"
+                          % (who(view), port, port - view["port"]))
+        elif port in taken:
+            errors.append("%s: backend port %d is already used by %s; set backend_port to a free loopback port"
+                          % (who(view), port, taken[port]))
+        taken[port] = who(view)
+
+
+def _load_balancer(normalised, views_by_entry, balanced, mode):
+    """What the load_balancer role configures: per balanced service its client port and its instances."""
+    services = []
+    for svc in (s for s in normalised if s["name"] in balanced):
+        servers = [{"name": e["container_name"], "address": BACKEND_ADDRESS, "port": v["backend_port"]}
+                   for e, v in views_by_entry if v["name"] == svc["name"]]
+        services.append({"name": svc["name"], "port": svc["port"], "bind_address": svc["bind_address"],
+                         "health_path": svc["health_path"], "servers": servers})
+    return {"mode": mode, "enabled": bool(services), "services": services}
 
 
 def _gpu_table(services, by_index, reserved, normalised):
@@ -336,28 +432,39 @@ def _gpu_table(services, by_index, reserved, normalised):
 
 
 def allocation_table(normalised, reserved, by_index=None):
-    """The guide's GPU Distribution Map, from the data: GPU | Service | VRAM Usage | Model | Purpose."""
+    """The guide's GPU Distribution Map, from the data: GPU | Service | VRAM Usage | Model | Purpose. One
+    row per instance; the reserved row shows the reserve that is left."""
     lines = ["| GPU ID | Service | VRAM Usage | Model | Purpose |", "|--------|---------|------------|-------|---------|"]
     rows = []
+    used = set()
     for svc in normalised:
         if not svc["enabled"] or svc["device"] != "gpu":
             continue
-        idx = [g for g in svc["gpus"] if isinstance(g, int)]
-        key = min(idx) if idx else 999
-        label = _ranges(idx) if idx else ", ".join(str(g) for g in svc["gpus"])
-        vram = svc["vram_estimate_gb"]
-        rows.append((key, "| %s | %s | ~%sGB | %s | %s |" % (
-            label, svc["name"].upper() if len(svc["name"]) <= 3 else svc["name"].capitalize(),
-            int(vram) if float(vram).is_integer() else vram, svc["model"]["repo_id"], svc["purpose"] or "-")))
-    if reserved:
+        for view in instance_views(svc):
+            idx = [g for g in view["gpus"] if isinstance(g, int)]
+            used.update(idx)
+            key = min(idx) if idx else 999
+            label = _ranges(idx) if idx else ", ".join(str(g) for g in view["gpus"])
+            vram = view["vram_estimate_gb"]
+            name = svc["name"].upper() if len(svc["name"]) <= 3 else svc["name"].capitalize()
+            if view["instance"]:
+                name += " (%s)" % view["container_name"]
+            rows.append((key, "| %s | %s | ~%sGB | %s | %s |" % (
+                label, name, int(vram) if float(vram).is_integer() else round(vram, 1), svc["model"]["repo_id"],
+                svc["purpose"] or "-")))
+    left = sorted(set(reserved) - used)
+    if left:
         per_gpu = None
         if by_index:
-            totals = [by_index[i]["memory"]["total_mib"] for i in reserved if i in by_index and "memory" in by_index[i]]
+            totals = [by_index[i]["memory"]["total_mib"] for i in left if i in by_index and "memory" in by_index[i]]
             per_gpu = totals[0] / 1024.0 if totals else None
-        vram = "~%dGB" % int(per_gpu * len(reserved)) if per_gpu else "-"
-        rows.append((min(reserved), "| %s | Reserved | %s | - | Scaling and additional services |"
-                     % (_ranges(reserved), vram)))
+        vram = "~%dGB" % int(per_gpu * len(left)) if per_gpu else "-"
+        rows.append((min(left), "| %s | Reserved | %s | - | Scaling and additional services |"
+                     % (_ranges(left), vram)))
     lines += [r for _k, r in sorted(rows)]
+    if reserved and len(left) < len(reserved):
+        lines.append("Reserve left: %s (%d of %d reserved GPUs: %s)"
+                     % ("GPU " + _ranges(left) if left else "none", len(left), len(reserved), _ranges(reserved)))
     return "\n".join(lines)
 
 

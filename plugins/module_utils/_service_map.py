@@ -42,6 +42,7 @@ MAP_ARGS = dict(
     common_env=dict(type="dict", default={}),
     bind_address=dict(type="str", default="127.0.0.1"),
     reserved_gpus=dict(type="list", elements="int", default=[]),
+    load_balancer=dict(type="str", default="auto", choices=["auto", "all", "none"]),
     memory_limit_pct=dict(type="int", default=90),
     expected_gpus=dict(type="dict"),
     models_root=dict(type="path", default="/opt/models/hf"),
@@ -91,8 +92,15 @@ FIELDS = (
     Field("vram_estimate_gb", "float", "Expected VRAM use in GB across all of the service's GPUs; the plan checks "
           "that estimates on each GPU stay under the per-GPU limit.", required=True, example=120),
     Field("precision", "str", "Model precision: one of " + ", ".join(PRECISIONS) + ".", default="fp16"),
-    Field("tensor_parallel", "int", "Tensor-parallel size; must equal the number of GPUs, and those GPUs need an "
-          "NVLink path between every pair.", default=1),
+    Field("tensor_parallel", "int", "Tensor-parallel size. The GPUs are split into groups of this size, in the order "
+          "listed; each group needs an NVLink path between every pair. More GPUs than this (a multiple of it) run "
+          "data-parallel workers, which need no NVLink: the plan sets `DATA_PARALLEL_SIZE` (vertical scaling).",
+          default=1),
+    Field("max_gpus", "int", "The most GPUs one instance of the service may use (the guide: 2 for Whisper and OCR). "
+          "Unset: no limit but the host's.", example=2),
+    Field("allow_reserved", "bool", "Let this `tier: primary` service grow onto GPUs in `gpu_stack_reserved_gpus` "
+          "(vertical scaling). Without it only `tier: secondary` uses the reserve; the plan prints what is left.",
+          default=False),
     Field("shm_size", "str", "Shared memory for the container (`32g`, `512m`); needed by NCCL for tensor "
           "parallelism.", example="32g"),
     Field("ipc", "str", "IPC mode (`private`, `shareable`, `host`). Defaults to the engine's default."),
@@ -107,6 +115,13 @@ FIELDS = (
     Field("tier", "str", "`primary`, or `secondary` for scaling and failover instances, the only kind allowed on "
           "reserved GPUs.", default="primary"),
     Field("device", "str", "`gpu`, or `cpu` for the CPU fallback mode (no GPUs, `DEVICE=cpu`).", default="gpu"),
+    Field("instances", "list", "More instances of the service (horizontal scaling), each a mapping with the keys of "
+          "the instance table below. They share the service's model, health path and client port; the load balancer "
+          "(`gpu_stack_load_balancer`) spreads requests over all of them.", default=[],
+          example=[{"container_name": "rag-llm-server-2", "gpus": [5], "tensor_parallel": 1}]),
+    Field("backend_port", "int", "Loopback port of the service's first instance when it is behind the load balancer "
+          "(clients keep `port`, which the load balancer then listens on). Defaults to `port` + 10000; further "
+          "instances default to this + 100, + 200, ...", example=18003),
     Field("enabled", "bool", "Deploy this service. `false` keeps the entry in the map, validated but not planned: "
           "no GPUs allocated, no container (an existing one is removed).", default=True),
     Field("healthcheck", "dict", "Docker healthcheck timing in seconds: `interval`, `timeout`, `retries`, "
@@ -118,6 +133,29 @@ FIELDS = (
     Field("purpose", "str", "One line for the allocation table.", default=""),
 )
 FIELD_NAMES = tuple(f.name for f in FIELDS)
+
+# The keys of one entry of a service's `instances`: what an instance may set differently from its
+# service. Everything else (model, health path, client port, ...) is the service's.
+INSTANCE_FIELDS = (
+    Field("container_name", "str", "Container name, unique on the host.", required=True, example="rag-llm-server-2"),
+    Field("gpus", "list", "Its GPUs, as the service's `gpus`; empty only when the service is `device: cpu`.",
+          required=True, example=[5]),
+    Field("image", "str", "Its image, pinned like the service's. Defaults to the service's (the guide's second LLM "
+          "instance runs another image).", example="rag-llm-gptoss:1.0.0"),
+    Field("tier", "str", "`secondary` (a scaling instance: its GPUs must be reserved ones) or `primary` (say so to "
+          "run it on GPUs outside the reserve).", default="secondary"),
+    Field("tensor_parallel", "int", "Its tensor-parallel size. Defaults to the service's.", example=1),
+    Field("vram_estimate_gb", "float", "Its VRAM estimate across its GPUs. Defaults to the service's estimate per GPU "
+          "times its number of GPUs.", example=60),
+    Field("env", "dict", "Environment merged over the service's, e.g. `{TENSOR_PARALLEL_SIZE: \"1\"}`.", default={}),
+    Field("backend_port", "int", "Its loopback port behind the load balancer (default: see the service's "
+          "`backend_port`).", example=18103),
+    Field("allow_reserved", "bool", "As the service's `allow_reserved`, for an instance of `tier: primary`.",
+          default=False),
+)
+INSTANCE_FIELD_NAMES = tuple(f.name for f in INSTANCE_FIELDS)
+BACKEND_PORT_OFFSET = 10000
+INSTANCE_PORT_STEP = 100
 
 MODEL_KEYS = ("repo_id", "revision", "files", "allow_patterns", "require_safetensors", "source")
 HEALTHCHECK_KEYS = tuple(DEFAULT_HEALTHCHECK)
@@ -148,6 +186,79 @@ class _Checker(object):
 
     def err(self, service, field, message):
         self.errors.append("service '%s': field '%s': %s" % (service, field, message))
+
+    def scoped(self, service, instance=None):
+        """err(field, message) for one service, or one of its instances."""
+        who = "service '%s'" % service + (": instance '%s'" % instance if instance else "")
+        return lambda field, message: self.errors.append("%s: field '%s': %s" % (who, field, message))
+
+
+def _check_image(err, image):
+    if not isinstance(image, str) or not image.strip():
+        err("image", "must be an image reference such as rag-whisper:1.0.0")
+        return
+    last = image.rsplit("/", 1)[-1]
+    if "@sha256:" not in image and ":" not in last:
+        err("image", "%r has no tag; pin a version tag or an @sha256 digest, e.g. %s:1.0.0" % (image, image))
+    elif "@sha256:" not in image and last.endswith(":latest"):
+        err("image", "%r is not pinned: ':latest' moves; use a version tag or an @sha256 digest" % image)
+
+
+def _check_port(err, key, value):
+    if not _is_int(value) or not 1 <= value <= 65535:
+        err(key, "%r is not a port number (1-65535)" % (value,))
+
+
+def _check_env(err, env):
+    if not isinstance(env, dict):
+        err("env", "must be a mapping of NAME: value")
+        return
+    for key, value in env.items():
+        if not isinstance(key, str) or not ENV_NAME_RE.match(key):
+            err("env", "%r is not a valid environment variable name" % (key,))
+        elif isinstance(value, (dict, list)) or value is None:
+            err("env.%s" % key, "must be a string, got %r; quote it" % (value,))
+
+
+def _check_instances(chk, name, instances, device):
+    if not isinstance(instances, list):
+        chk.err(name, "instances", "must be a list of {container_name, gpus, ...}, got %r; write e.g. instances: "
+                "[{container_name: rag-%s-2, gpus: [5]}]" % (instances, name))
+        return
+    for idx, inst in enumerate(instances):
+        if not isinstance(inst, dict) or not isinstance(inst.get("container_name"), str):
+            chk.err(name, "instances[%d]" % idx, "must be a mapping with container_name and gpus, got %r; write e.g. "
+                    "{container_name: rag-%s-%d, gpus: [5]}" % (inst, name, idx + 2))
+            continue
+        cname = inst["container_name"]
+        err = chk.scoped(name, cname)
+        if not CONTAINER_NAME_RE.match(cname):
+            err("container_name", "%r is not a valid container name" % (cname,))
+        for key in inst:
+            if key not in INSTANCE_FIELD_NAMES:
+                err(key, "unknown field for an instance; allowed: %s (the rest is the service's)"
+                    % ", ".join(INSTANCE_FIELD_NAMES))
+        if "gpus" not in inst:
+            err("gpus", "is required but missing; e.g. gpus: [5]")
+        else:
+            sub = _Checker()
+            _check_gpus(sub, name, inst["gpus"], device)
+            for message in sub.errors:
+                err("gpus", message.split("field 'gpus': ", 1)[-1])
+        if "image" in inst:
+            _check_image(err, inst["image"])
+        if inst.get("tier", "secondary") not in TIERS:
+            err("tier", "%r is not one of %s" % (inst["tier"], ", ".join(TIERS)))
+        if "tensor_parallel" in inst and (not _is_int(inst["tensor_parallel"]) or inst["tensor_parallel"] < 1):
+            err("tensor_parallel", "%r must be a whole number >= 1" % (inst["tensor_parallel"],))
+        if "vram_estimate_gb" in inst and (not _is_number(inst["vram_estimate_gb"]) or inst["vram_estimate_gb"] < 0):
+            err("vram_estimate_gb", "%r is not a size in GB; write e.g. vram_estimate_gb: 20" % (inst["vram_estimate_gb"],))
+        if "env" in inst:
+            _check_env(err, inst["env"])
+        if "backend_port" in inst:
+            _check_port(err, "backend_port", inst["backend_port"])
+        if "allow_reserved" in inst and not isinstance(inst["allow_reserved"], bool):
+            err("allow_reserved", "must be true or false, got %r" % (inst["allow_reserved"],))
 
 
 def _check_model(chk, name, model):
@@ -245,28 +356,20 @@ def _check_entry(chk, entry, index):
     device = entry.get("device", "gpu")
     if device not in DEVICES:
         chk.err(name, "device", "%r is not one of %s" % (device, ", ".join(DEVICES)))
-    image = entry.get("image")
     if "image" in entry:
-        if not isinstance(image, str) or not image.strip():
-            chk.err(name, "image", "must be an image reference such as rag-whisper:1.0.0")
-        else:
-            last = image.rsplit("/", 1)[-1]
-            if "@sha256:" not in image and ":" not in last:
-                chk.err(name, "image", "%r has no tag; pin a version tag or an @sha256 digest, "
-                        "e.g. %s:1.0.0" % (image, image))
-            elif "@sha256:" not in image and last.endswith(":latest"):
-                chk.err(name, "image", "%r is not pinned: ':latest' moves; use a version tag or an "
-                        "@sha256 digest" % image)
+        _check_image(chk.scoped(name), entry.get("image"))
     if "container_name" in entry and (not isinstance(entry["container_name"], str)
                                       or not CONTAINER_NAME_RE.match(entry["container_name"])):
         chk.err(name, "container_name", "%r is not a valid container name" % (entry["container_name"],))
     if "gpus" in entry:
         _check_gpus(chk, name, entry["gpus"], device)
-    for key in ("port", "container_port"):
+    for key in ("port", "container_port", "backend_port"):
         if key in entry:
-            value = entry[key]
-            if not _is_int(value) or not 1 <= value <= 65535:
-                chk.err(name, key, "%r is not a port number (1-65535)" % (value,))
+            _check_port(chk.scoped(name), key, entry[key])
+    if "max_gpus" in entry and (not _is_int(entry["max_gpus"]) or entry["max_gpus"] < 1):
+        chk.err(name, "max_gpus", "%r must be a whole number >= 1" % (entry["max_gpus"],))
+    if "instances" in entry:
+        _check_instances(chk, name, entry["instances"], device)
     if "vram_estimate_gb" in entry:
         value = entry["vram_estimate_gb"]
         if not _is_number(value) or value < 0:
@@ -285,18 +388,10 @@ def _check_entry(chk, entry, index):
         except ValueError:
             chk.err(name, "shm_size", "%r is not a size such as 32g or 512m" % (entry["shm_size"],))
     if "env" in entry:
-        env = entry["env"]
-        if not isinstance(env, dict):
-            chk.err(name, "env", "must be a mapping of NAME: value")
-        else:
-            for key, value in env.items():
-                if not isinstance(key, str) or not ENV_NAME_RE.match(key):
-                    chk.err(name, "env", "%r is not a valid environment variable name" % (key,))
-                elif isinstance(value, (dict, list)) or value is None:
-                    chk.err(name, "env.%s" % key, "must be a string, got %r; quote it" % (value,))
+        _check_env(chk.scoped(name), entry["env"])
     if entry.get("cuda_visible_devices", "ordinals") not in ("ordinals", "omit"):
         chk.err(name, "cuda_visible_devices", "%r is not one of ordinals, omit" % (entry["cuda_visible_devices"],))
-    for key in ("share_gpus", "enabled"):
+    for key in ("share_gpus", "enabled", "allow_reserved"):
         if key in entry and not isinstance(entry[key], bool):
             chk.err(name, key, "must be true or false, got %r" % (entry[key],))
     if entry.get("tier", "primary") not in TIERS:
@@ -352,7 +447,48 @@ def normalise_entry(entry, common_env=None, bind_address="127.0.0.1"):
     out["volumes"] = list(out["volumes"] or [])
     if out["device"] == "cpu":
         out["env"].setdefault("DEVICE", "cpu")
+    if out["backend_port"] is None:
+        out["backend_port"] = out["port"] + BACKEND_PORT_OFFSET
+    extras = []
+    per_gpu = float(out["vram_estimate_gb"]) / len(out["gpus"]) if out["gpus"] else None
+    for k, inst in enumerate(out["instances"] or [], 1):
+        extra = {"container_name": inst["container_name"], "gpus": list(inst["gpus"]),
+                 "image": inst.get("image") or out["image"], "tier": inst.get("tier", "secondary"),
+                 "tensor_parallel": inst.get("tensor_parallel", out["tensor_parallel"]),
+                 "allow_reserved": inst.get("allow_reserved", False),
+                 "backend_port": inst.get("backend_port", out["backend_port"] + INSTANCE_PORT_STEP * k)}
+        if "vram_estimate_gb" in inst:
+            extra["vram_estimate_gb"] = inst["vram_estimate_gb"]
+        else:
+            extra["vram_estimate_gb"] = per_gpu * len(inst["gpus"]) if per_gpu is not None else out["vram_estimate_gb"]
+        env = dict(out["env"])
+        env.update(dict((k2, _env_str(v)) for k2, v in (inst.get("env") or {}).items()))
+        extra["env"] = env
+        extras.append(extra)
+    out["instances"] = extras
     return out
+
+
+def instance_views(svc):
+    """One mapping per instance of a normalised service: the service itself first, then its
+    `instances`, each the service with the instance's own keys over it. ``instance`` is the instance's
+    position (0 for the service's own container)."""
+    first = dict(svc)
+    first["instance"] = 0
+    views = [first]
+    for k, extra in enumerate(svc["instances"], 1):
+        view = dict(svc)
+        view.update(extra)
+        view["instance"] = k
+        views.append(view)
+    return views
+
+
+def who(view):
+    """How messages name an instance: "service 'llm'", or "service 'llm' (instance 'rag-llm-server-2')"."""
+    if view.get("instance"):
+        return "service '%s' (instance '%s')" % (view["name"], view["container_name"])
+    return "service '%s'" % view["name"]
 
 
 def _env_str(value):
@@ -406,17 +542,25 @@ def validate_services(services, overrides=None, common_env=None, bind_address="1
             seen_ports[(addr, port)] = name
         cname = entry.get("container_name") or "rag-%s" % name
         if cname in seen_containers:
-            chk.err(name, "container_name", "'%s' is already used by service '%s'" % (cname, seen_containers[cname]))
-        seen_containers[cname] = name
+            chk.err(name, "container_name", "'%s' is already used by %s" % (cname, seen_containers[cname]))
+        seen_containers[cname] = "service '%s'" % name
+        for inst in entry.get("instances") if isinstance(entry.get("instances"), list) else []:
+            iname = inst.get("container_name") if isinstance(inst, dict) else None
+            if not isinstance(iname, str):
+                continue
+            if iname in seen_containers:
+                chk.scoped(name, iname)("container_name", "'%s' is already used by %s; give each instance its own "
+                                        "container_name" % (iname, seen_containers[iname]))
+            seen_containers[iname] = "service '%s' (instance '%s')" % (name, iname)
     if chk.errors:
         raise ServiceMapError(chk.errors)
     return [normalise_entry(e, common_env, bind_address) for e in merged]
 
 
-def schema_markdown():
-    """The field table of docs/inventory-schema.md."""
+def schema_markdown(fields=FIELDS):
+    """A field table of docs/inventory-schema.md (the service entry's, or an instance's)."""
     lines = ["| field | type | required | default | meaning |", "|---|---|---|---|---|"]
-    for f in FIELDS:
+    for f in fields:
         default = "" if f.required or f.default is None else "`%s`" % (f.default,)
         required = "yes" if f.required else "no"
         lines.append("| `%s` | %s | %s | %s | %s |" % (f.name, f.kind, required, default, f.doc.replace("|", "\\|")))

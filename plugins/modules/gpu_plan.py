@@ -84,10 +84,12 @@ plan:
       sample: 803e8346e8fadb5d0157669560db7f135c2d8f7358c2cada67c67d2f5bdd05ad
     services:
       description:
-        - One entry per enabled service with what M(ragops.gpu_stack.gpu_container) needs, C(name),
-          C(container_name), C(image), C(gpus) (index, uuid, name, pci_bus_id), C(gpu_uuids), C(env), C(ports),
-          C(port), C(health_url), C(volumes), C(shm_size), C(ipc), C(ulimits), C(healthcheck), C(command), C(user),
-          C(model), C(labels), C(config_hash) and the map's own fields.
+        - One entry per instance of each enabled service (a service without C(instances) has one) with what
+          M(ragops.gpu_stack.gpu_container) needs, C(name) (the service), C(container_name), C(image), C(gpus)
+          (index, uuid, name, pci_bus_id), C(gpu_uuids), C(env), C(ports), C(port) (the client port), C(health_url)
+          (the instance's own), C(volumes), C(shm_size), C(ipc), C(ulimits), C(healthcheck), C(command), C(user),
+          C(model), C(labels), C(config_hash), C(container) (the options for gpu_container), C(instance) (0 for the
+          service's own container, then 1, 2, ...), C(behind_load_balancer), C(backend_port), and the map's own fields.
       type: list
       elements: dict
     gpus:
@@ -102,9 +104,25 @@ plan:
       description: The per-GPU VRAM limit applied.
       type: int
     disabled_services:
-      description: Services in the map with C(enabled=false), C(name) and C(container_name); their containers are removed.
+      description:
+        - The instances of services in the map with C(enabled=false), C(name) and C(container_name); their containers
+          are removed.
       type: list
       elements: dict
+    service_label:
+      description: The label every container of the collection carries (its value is the service's name).
+      type: str
+      sample: io.ragops.gpu-stack.service
+    reserve_left:
+      description: Reserved GPU indices no service or instance uses.
+      type: list
+      elements: int
+    load_balancer:
+      description:
+        - What the C(load_balancer) role configures. C(mode), C(enabled) (some service is behind it) and
+          C(services), per service behind it C(name), C(port) and C(bind_address) (where it listens),
+          C(health_path), and C(servers) (C(name) = container name, C(address), C(port)).
+      type: dict
 warnings_list:
   description: What the plan changed or noticed (also emitted as Ansible warnings).
   returned: success
@@ -138,7 +156,8 @@ def main():
         result = build_plan(p["services"], gpu_info=p["gpu_info"], overrides=p["overrides"],
                             common_env=p["common_env"], bind_address=p["bind_address"],
                             reserved_gpus=p["reserved_gpus"], memory_limit_pct=p["memory_limit_pct"],
-                            expected_gpus=p["expected_gpus"], models_root=p["models_root"])
+                            expected_gpus=p["expected_gpus"], models_root=p["models_root"],
+                            load_balancer=p["load_balancer"])
     except PlanError as exc:
         module.fail_json(msg="the GPU map cannot be deployed: " + " | ".join(exc.errors), errors=exc.errors)
     for warning in result["warnings"]:

@@ -117,6 +117,9 @@ def _env(name, **env):
 
 
 A = "a100-sxm4-80gb-x8"
+# the guide's second LLM instance, as examples/scale-out.yml has it
+LLM2 = {"container_name": "rag-llm-server-2", "image": "rag-llm-gptoss:1.0.0", "gpus": [5], "tensor_parallel": 1,
+        "env": {"TENSOR_PARALLEL_SIZE": "1"}}
 BAD_MAPS = [
     ("index that does not exist", A, None, _set("ocr", gpus=[9]), {},
      "service 'ocr': GPU 9 does not exist on this host (it has GPUs 0-7); use one of those indices"),
@@ -145,8 +148,42 @@ BAD_MAPS = [
      "72.0 GB (90% of 80 GB)"),
     ("tensor parallel without enough GPUs", A, None, _set("llm", gpus=[2]), {},
      "service 'llm': tensor_parallel 2 needs 2 GPUs, got [2]; add a GPU or set tensor_parallel: 1"),
-    ("tensor parallel with too many GPUs", A, None, _set("llm", gpus=[2, 3, 4], tensor_parallel=2), {},
-     "service 'llm': tensor_parallel 2 needs 2 GPUs, got [2, 3, 4]; set tensor_parallel: 3 or remove GPUs"),
+    ("GPUs that do not split into tensor-parallel groups", A, None, _set("llm", gpus=[2, 3, 4], tensor_parallel=2),
+     {}, "service 'llm': 3 GPUs [2, 3, 4] do not split into tensor-parallel groups of 2; give a multiple of 2 GPUs "
+     "(more GPUs than tensor_parallel run data-parallel workers) or set tensor_parallel: 3"),
+    ("TENSOR_PARALLEL_SIZE that contradicts tensor_parallel", A, None, _env("llm", TENSOR_PARALLEL_SIZE="4"), {},
+     "service 'llm': env TENSOR_PARALLEL_SIZE=4 but tensor_parallel is 2; set TENSOR_PARALLEL_SIZE: \"2\" in its env"),
+    ("instance named like another service's container", A, None,
+     _set("llm", instances=[dict(LLM2, container_name="rag-embedding-server")]), {},
+     "service 'llm': instance 'rag-embedding-server': field 'container_name': 'rag-embedding-server' is already used "
+     "by service 'embedding'; give each instance its own container_name"),
+    ("instance on a GPU another service holds", A, None,
+     _set("embedding", instances=[{"container_name": "rag-embedding-server-2", "gpus": [4], "tier": "primary"}]), {},
+     "services 'embedding' (instance 'rag-embedding-server-2') and 'ocr' both use GPU 4 "
+     "(GPU-ff4b2d14-6a4a-5f12-a2d5-99c9a8ac8bfa); give each its own GPU"),
+    ("instance over the VRAM limit", A, None, _set("llm", instances=[dict(LLM2, vram_estimate_gb=75)]), {},
+     "GPU 5 (GPU-f7907ddf-0f1d-57e7-82da-0bb2c72a47cd): VRAM estimates 75.0 GB (rag-llm-server-2 75.0 GB) exceed the limit 72.0 GB (90% of 80 GB)"),
+    ("secondary instance outside the reserve", A, None,
+     _set("embedding", instances=[{"container_name": "rag-embedding-server-2", "gpus": [4]}]), {},
+     "service 'embedding' (instance 'rag-embedding-server-2'): tier secondary, but GPU 4 is not reserved "
+     "(gpu_stack_reserved_gpus: [5, 6, 7]); put it on a reserved GPU, or set tier: primary to run it outside the "
+     "reserve"),
+    ("tensor-parallel-2 instance on one GPU", A, None,
+     _set("llm", instances=[{"container_name": "rag-llm-server-2", "gpus": [5]}]), {},
+     "service 'llm' (instance 'rag-llm-server-2'): tensor_parallel 2 needs 2 GPUs, got [5]; add a GPU or set "
+     "tensor_parallel: 1"),
+    ("more GPUs than max_gpus", A, None, _set("whisper", gpus=[0, 5, 6], allow_reserved=True), {},
+     "service 'whisper': 3 GPUs [0, 5, 6], but the service allows at most 2 (max_gpus); remove GPUs or raise "
+     "max_gpus"),
+    ("primary grown onto the reserve without allow_reserved", A, None, _set("whisper", gpus=[0, 5]), {},
+     "service 'whisper': GPU 5 is reserved (gpu_stack_reserved_gpus: [5, 6, 7]); use an unreserved GPU, or mark the "
+     "service tier: secondary (scaling / failover), or set allow_reserved: true to grow it onto the reserve"),
+    ("instances without a load balancer", A, None, _set("llm", instances=[LLM2]), {"load_balancer": "none"},
+     "service 'llm': has 2 instances, which need the load balancer in front of them; set gpu_stack_load_balancer: "
+     "auto (or all), or remove its instances"),
+    ("backend port taken by a client port", A, None, _set("llm", instances=[dict(LLM2, backend_port=8001)]), {},
+     "service 'llm' (instance 'rag-llm-server-2'): backend port 8001 is already used by service 'embedding' (client "
+     "port); set backend_port to a free loopback port"),
     ("tensor parallel across an unbridged PCIe pair", "a100-pcie-80gb-x8", None, _set("llm", gpus=[1, 2]),
      {"expected_gpus": None},
      "service 'llm': tensor-parallel GPUs 1 and 2 have no NVLink path between them (GPUs joined by NVLink here: "
@@ -247,9 +284,13 @@ def test_hashes_are_those_of_the_previous_release(a100, previous_collections, tm
     _m, info = a100
     args = plan_args(seed(), info)
     (tmp_path / "args.json").write_text(json.dumps(args))
+    # Fields added since that release are left out for it: what matters is that they change nothing.
     probe = ("import json, sys\n"
              "from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_plan import build_plan\n"
-             "plan = build_plan(**json.load(open(sys.argv[1])))['plan']\n"
+             "from ansible_collections.ragops.gpu_stack.plugins.module_utils._service_map import FIELD_NAMES\n"
+             "args = json.load(open(sys.argv[1]))\n"
+             "args['services'] = [dict((k, v) for k, v in s.items() if k in FIELD_NAMES) for s in args['services']]\n"
+             "plan = build_plan(**args)['plan']\n"
              "print(json.dumps([plan['hash']] + [s['config_hash'] for s in plan['services']]))\n")
     old = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "args.json")], capture_output=True, text=True,
                          env={"PYTHONPATH": str(previous_collections)}, check=False)

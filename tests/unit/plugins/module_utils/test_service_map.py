@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._service_map import (
-    ServiceMapError, schema_markdown, validate_services)
+    INSTANCE_FIELDS, ServiceMapError, schema_markdown, validate_services)
 
 ROOT = Path(__file__).resolve().parents[4]
 SEED = yaml.safe_load((ROOT / "inventories/a100/group_vars/gpu_nodes/gpu_stack.yml").read_text())
@@ -72,6 +72,26 @@ BAD = [
      "device: cpu for the CPU fallback"),
     ("duplicate container name", edit("ocr", container_name="rag-whisper"),
      "service 'ocr': field 'container_name': 'rag-whisper' is already used by service 'whisper'"),
+    ("instances not a list", edit("llm", instances={"container_name": "x"}),
+     "service 'llm': field 'instances': must be a list of {container_name, gpus, ...}"),
+    ("instance without a name", edit("llm", instances=[{"gpus": [5]}]),
+     "service 'llm': field 'instances[0]': must be a mapping with container_name and gpus, got {'gpus': [5]}; "
+     "write e.g. {container_name: rag-llm-2, gpus: [5]}"),
+    ("instance without GPUs", edit("llm", instances=[{"container_name": "rag-llm-server-2"}]),
+     "service 'llm': instance 'rag-llm-server-2': field 'gpus': is required but missing; e.g. gpus: [5]"),
+    ("instance setting a service-wide field", edit("llm", instances=[{"container_name": "rag-llm-server-2",
+                                                                      "gpus": [5], "port": 8005}]),
+     "service 'llm': instance 'rag-llm-server-2': field 'port': unknown field for an instance; allowed: "
+     "container_name, gpus, image, tier, tensor_parallel, vram_estimate_gb, env, backend_port, allow_reserved "
+     "(the rest is the service's)"),
+    ("instance with a latest image", edit("llm", instances=[{"container_name": "rag-llm-server-2", "gpus": [5],
+                                                             "image": "rag-llm-gptoss:latest"}]),
+     "service 'llm': instance 'rag-llm-server-2': field 'image': 'rag-llm-gptoss:latest' is not pinned"),
+    ("two instances with one name", edit("llm", instances=[{"container_name": "rag-llm-server-2", "gpus": [5]},
+                                                           {"container_name": "rag-llm-server-2", "gpus": [6]}]),
+     "service 'llm': instance 'rag-llm-server-2': field 'container_name': 'rag-llm-server-2' is already used by "
+     "service 'llm' (instance 'rag-llm-server-2'); give each instance its own container_name"),
+    ("max_gpus zero", edit("ocr", max_gpus=0), "service 'ocr': field 'max_gpus': 0 must be a whole number >= 1"),
 ]
 
 
@@ -107,3 +127,4 @@ def test_overrides_merge_and_unknown_override_is_refused():
 def test_schema_doc_is_generated_from_the_code():
     doc = (ROOT / "docs" / "inventory-schema.md").read_text()
     assert schema_markdown() in doc, "docs/inventory-schema.md is stale: run scripts/gen-docs"
+    assert schema_markdown(INSTANCE_FIELDS) in doc, "docs/inventory-schema.md is stale: run scripts/gen-docs"
