@@ -9,3 +9,4 @@ py=.venv/bin/python
 "$py" benchmarks/bench_containers.py
 "$py" benchmarks/bench_site.py --runs 3
 "$py" benchmarks/bench_drift.py
+"$py" benchmarks/bench_lb.py

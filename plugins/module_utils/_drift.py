@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import json
 
-from ansible_collections.ragops.gpu_stack.plugins.module_utils._common import read_json
+from ansible_collections.ragops.gpu_stack.plugins.module_utils import _haproxy
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._common import LABEL_PREFIX, read_json
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._container_options import (
     OPTIONS, actual_state, compare, desired_state)
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_container import host_index_findings
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_info import NvmlError, gather
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_plan import PlanError, build_plan
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._model_snapshot import inspect_snapshot
-from ansible_collections.ragops.gpu_stack.plugins.module_utils._service_map import ServiceMapError, validate_services
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._service_map import (
+    ServiceMapError, instance_views, validate_services)
 
 SEVERITY = {"fail": "critical", "warn": "warning"}
 OPTION_BY_NAME = dict((option.name, option) for option in OPTIONS)
@@ -119,7 +121,7 @@ class DriftCheck(object):
         return build_plan(p["services"], gpu_info=info, overrides=p["overrides"], common_env=p["common_env"],
                           bind_address=p["bind_address"], reserved_gpus=p["reserved_gpus"],
                           memory_limit_pct=p["memory_limit_pct"], expected_gpus=p["expected_gpus"],
-                          models_root=p["models_root"])["plan"]
+                          models_root=p["models_root"], load_balancer=p["load_balancer"])["plan"]
 
     def plan_services(self):
         live = self.info if self.info and self.info.get("driver_state") == "ok" else None
@@ -152,16 +154,18 @@ class DriftCheck(object):
             normalised = validate_services(p["services"], p["overrides"], p["common_env"], p["bind_address"])
         except ServiceMapError:
             return  # reported by the plan
-        recorded = dict((s["name"], s) for s in self.deployed.get("services", []))
-        planned_by_name = dict((s["name"], s) for s in planned or [])
+        recorded = dict((s.get("container_name") or s["name"], s) for s in self.deployed.get("services", []))
+        planned_by_container = dict((s["container_name"], s) for s in planned or [])
         managed_ids = set()
         pinned = {}
-        for svc in (s for s in normalised if s["enabled"]):
-            name, cname = svc["name"], svc["container_name"]
+        views = [v for s in normalised if s["enabled"] for v in instance_views(s)]
+        self._extra(set(v["container_name"] for v in views))
+        for view in views:
+            name, cname = view["name"], view["container_name"]
             obj = "container %s (service %s)" % (cname, name)
             c = _inspect(self.api, cname)
-            entry = planned_by_name.get(name)
-            uuids = entry["gpu_uuids"] if entry else (recorded.get(name) or {}).get("gpu_uuids", [])
+            entry = planned_by_container.get(cname)
+            uuids = entry["gpu_uuids"] if entry else (recorded.get(cname) or {}).get("gpu_uuids", [])
             for u in uuids:
                 pinned[u] = name
             if c is None:
@@ -202,6 +206,60 @@ class DriftCheck(object):
                            RERUN)
         self._unexpected(managed_ids, pinned)
         self._foreign(managed_ids, pinned)
+
+    def _extra(self, wanted):
+        """Containers with the collection's label that the map no longer has (a removed instance)."""
+        try:
+            labelled = self.api.containers(all=True, filters={"label": LABEL_PREFIX + "service"})
+        except Exception:  # pylint: disable=broad-except
+            return
+        for c in labelled:
+            name = (c.get("Names") or ["?"])[0].lstrip("/")
+            if name not in wanted:
+                service = (c.get("Labels") or {}).get(LABEL_PREFIX + "service", "?")
+                self.f.add("container.extra", "container %s (service %s)" % (name, service), "absent (not in the map)",
+                           c.get("State") or "present", "warning",
+                           "run site.yml: it removes the containers the map no longer has")
+
+    # -- load balancer --------------------------------------------------------------------------
+
+    def load_balancer(self):
+        """HAProxy in front of the services the plan puts behind it: running, every backend with
+        exactly the planned servers, each UP."""
+        lb = (self.plan or {}).get("load_balancer") or {}
+        if not lb.get("enabled"):
+            return
+        sock = self.p["haproxy_socket"]
+        try:
+            live = _haproxy.servers(sock)
+        except _haproxy.HAProxyError as exc:
+            self.f.add("lb.down", "HAProxy", "running, runtime API answering", str(exc), "critical",
+                       "systemctl status haproxy; journalctl -u haproxy; then run site.yml")
+            return
+        for svc in lb["services"]:
+            backend = svc["name"]
+            have = live.get(backend)
+            if have is None:
+                self.f.add("lb.backend_missing", "HAProxy backend %s" % backend, "port %d -> %d instance(s)"
+                           % (svc["port"], len(svc["servers"])), "absent", "critical",
+                           "run site.yml: it rewrites HAProxy's configuration from the map")
+                continue
+            want = [s["name"] for s in svc["servers"]]
+            for name in want:
+                row = have.get(name)
+                obj = "HAProxy server %s/%s" % (backend, name)
+                if row is None:
+                    self.f.add("lb.server_missing", obj, "in rotation", "not configured", "critical",
+                               "run site.yml: it rewrites HAProxy's configuration from the map")
+                elif not row.get("status", "").startswith("UP"):
+                    self.f.add("lb.server_down", obj, "UP", "%s (check: %s %s)" % (
+                        row.get("status"), row.get("check_status") or "-", row.get("check_desc") or ""), "critical",
+                        "docker logs %s; curl its health path; site.yml recreates a missing or changed instance"
+                        % name)
+            for name in sorted(set(have) - set(want)):
+                self.f.add("lb.server_extra", "HAProxy server %s/%s" % (backend, name), "not configured (not in the "
+                           "map)", have[name].get("status"), "warning",
+                           "run site.yml: it rewrites HAProxy's configuration from the map")
 
     def _unexpected(self, managed_ids, pinned):
         index_to_uuid = dict((str(g["index"]), g.get("uuid")) for g in (self.info or {}).get("gpus", []))
@@ -342,6 +400,7 @@ class DriftCheck(object):
         planned = self.plan_services()
         if self.api is not None:
             self.containers(planned)
+        self.load_balancer()
         self.driver_stack()
         self.models()
         items = self.f.items

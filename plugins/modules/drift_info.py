@@ -63,6 +63,12 @@ options:
     description: The record written by the gpu_services role at deploy time.
     type: path
     default: /etc/ragops/gpu-stack/deployed.json
+  haproxy_socket:
+    description:
+      - HAProxy's runtime API socket, read when the plan puts services behind the load balancer (role
+        C(load_balancer)). Findings are HAProxy down, a backend or server missing or extra, a server not C(UP).
+    type: path
+    default: /run/haproxy/admin.sock
   full_verify:
     description: Re-hash every staged model file (sha256) instead of comparing size, mtime and inode.
     type: bool
@@ -172,6 +178,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._docker_client import (
     DOCKER_CLIENT_ARGS, HAS_DOCKER, EngineError, client)
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._drift import run
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._haproxy import DEFAULT_SOCKET
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._service_map import MAP_ARGS
 
 
@@ -186,6 +193,7 @@ def main():
         docker_runtime=dict(type="str", default="nvidia"),
         daemon_json_path=dict(type="path", default="/etc/docker/daemon.json"),
         deployed_state_path=dict(type="path", default="/etc/ragops/gpu-stack/deployed.json"),
+        haproxy_socket=dict(type="path", default=DEFAULT_SOCKET),
         full_verify=dict(type="bool", default=False),
         nvml_timeout=dict(type="int", default=15),
         host_label=dict(type="str"),

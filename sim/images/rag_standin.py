@@ -14,18 +14,71 @@ up the way the real service needs it:
     initialised the fabric.
 
 The body says why when unhealthy. `rag_standin.py --probe` is the image's HEALTHCHECK command.
+
+Each kind also answers one small request endpoint with a fixed-shape result (see ENDPOINTS), and
+every response, /health included, says which instance served it: the `X-Served-By` header and
+`served_by` in the JSON body carry RAG_INSTANCE (the container name, which the plan sets for
+instances behind the load balancer), else the container's hostname. Requests are served
+concurrently; `docker stop` (SIGTERM) stops accepting and lets the requests in flight finish.
 """
 import ctypes
+import hashlib
 import json
 import os
 import signal
+import socket
 import sys
+import threading
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PORT = int(os.environ.get("PORT", "8000"))
 KIND = os.environ.get("RAG_SERVICE_KIND", "service")
+INSTANCE = os.environ.get("RAG_INSTANCE") or socket.gethostname()
 MACHINE_VIEW = "/etc/gpu-sim/machine.json"
+EMBEDDING_DIM = 384  # all-MiniLM-L6-v2's
+STOPPING = threading.Event()
+
+
+def _vector(text):
+    """A deterministic unit-length stand-in embedding of text."""
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    raw = [((digest[i % len(digest)] + i) % 251) / 250.0 - 0.5 for i in range(EMBEDDING_DIM)]
+    norm = sum(v * v for v in raw) ** 0.5 or 1.0
+    return [round(v / norm, 6) for v in raw]
+
+
+def completion(req):
+    prompt = str(req.get("prompt", ""))
+    return {"object": "text_completion", "model": os.environ.get("MODEL_ID"),
+            "choices": [{"index": 0, "text": " (stand-in completion of %d characters)" % len(prompt),
+                         "finish_reason": "length"}],
+            "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": 6}}
+
+
+def embedding(req):
+    inputs = req.get("input", "")
+    inputs = inputs if isinstance(inputs, list) else [inputs]
+    return {"object": "list", "model": os.environ.get("MODEL_ID"),
+            "data": [{"object": "embedding", "index": i, "embedding": _vector(str(t))} for i, t in enumerate(inputs)]}
+
+
+def transcription(req):
+    return {"text": "(stand-in transcription)", "language": req.get("language", "he"), "duration": 0.0}
+
+
+def ocr(req):
+    return {"pages": [{"page": 1, "text": "(stand-in OCR text)", "blocks": []}]}
+
+
+# kind -> (path, handler): the one request endpoint each kind answers (GET with no body, or POST JSON)
+ENDPOINTS = {
+    "llm": ("/v1/completions", completion),
+    "llm-gptoss": ("/v1/completions", completion),
+    "embedding": ("/v1/embeddings", embedding),
+    "whisper": ("/v1/audio/transcriptions", transcription),
+    "ocr": ("/v1/ocr", ocr),
+}
 
 
 def nvml_count():
@@ -156,23 +209,52 @@ def health():
 
 
 class Handler(BaseHTTPRequestHandler):
-    server_version = "rag-standin/1.0"
+    server_version = "rag-standin/1.1"
+    protocol_version = "HTTP/1.1"  # keep-alive: every answer has a Content-Length
+    timeout = 5  # an idle keep-alive connection is closed after this, so a stop never waits long
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms wait for a delayed ACK
 
     def _send(self, code, body):
+        body = dict(body, served_by=INSTANCE)
         data = (json.dumps(body, indent=1) + "\n").encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        self.send_header("X-Served-By", INSTANCE)
+        if STOPPING.is_set():
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self):  # noqa: N802 (http.server API)
-        if self.path.rstrip("/") in ("/health", "/healthz", "/v1/health"):
+    def _request(self, method):
+        path = self.path.split("?", 1)[0].rstrip("/")
+        endpoint, handler = ENDPOINTS.get(KIND, (None, None))
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if path in ("/health", "/healthz", "/v1/health") and method == "GET":
             self._send(*health())
-        elif self.path == "/":
-            self._send(200, {"service": KIND, "endpoints": ["/health"]})
+        elif path == "" and method == "GET":
+            self._send(200, {"service": KIND, "endpoints": ["/health"] + ([endpoint] if endpoint else [])})
+        elif endpoint and path == endpoint:
+            try:
+                req = json.loads(raw.decode("utf-8")) if raw else {}
+            except ValueError:
+                self._send(400, {"error": "the body is not JSON"})
+                return
+            self._send(200, handler(req if isinstance(req, dict) else {}))
         else:
             self._send(404, {"error": "not found"})
+
+    def do_GET(self):  # noqa: N802 (http.server API)
+        self._request("GET")
+
+    def do_POST(self):  # noqa: N802 (http.server API)
+        self._request("POST")
+
+    def log_request(self, code="-", size="-"):
+        if not str(code).startswith("2"):  # errors only: a load test would flood the log
+            super().log_request(code, size)
 
     def log_message(self, fmt, *args):
         sys.stderr.write("%s %s\n" % (self.address_string(), fmt % args))
@@ -190,9 +272,19 @@ def probe():
 if __name__ == "__main__":
     if "--probe" in sys.argv:
         sys.exit(probe())
-    # PID 1 in a container ignores SIGTERM unless it handles it: stop promptly on `docker stop`.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     code, body = health()
-    print("starting %s on :%d, initial health %d: %s" % (KIND, PORT, code, "; ".join(body["reasons"]) or "ok"),
-          flush=True)
-    ThreadingHTTPServer(("0.0.0.0", PORT), Handler).serve_forever()
+    print("starting %s (%s) on :%d, initial health %d: %s" % (KIND, INSTANCE, PORT, code,
+                                                             "; ".join(body["reasons"]) or "ok"), flush=True)
+    ThreadingHTTPServer.request_queue_size = 128  # the default 5 resets connections under concurrent load
+    server = ThreadingHTTPServer(("0.0.0.0", PORT), Handler)
+    server.daemon_threads = False  # server_close() joins the requests in flight
+    # PID 1 in a container ignores SIGTERM unless it handles it: on `docker stop`, stop accepting,
+    # finish the requests in flight, exit.
+    def stop(*_args):
+        STOPPING.set()
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    server.serve_forever()
+    server.server_close()
+    print("stopped: the requests in flight were answered", flush=True)
