@@ -212,7 +212,8 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "rag-standin/1.1"
     protocol_version = "HTTP/1.1"  # keep-alive: every answer has a Content-Length
     timeout = 5  # an idle keep-alive connection is closed after this, so a stop never waits long
-    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms wait for a delayed ACK
+    disable_nagle_algorithm = True  # no 40 ms wait for a delayed ACK
+    wbufsize = 1 << 16  # headers and body leave in one write (flushed after each request)
 
     def _send(self, code, body):
         body = dict(body, served_by=INSTANCE)

@@ -185,7 +185,9 @@ def test_scale_out_under_load_rolling_kill_and_back(converged, ansible):
     print("killed rag-llm-server-2: out of rotation after %.1f s; %d of %d requests failed"
           % (out_after, result["failed"], result["requests"]))
     assert out_after <= 6.0
-    assert result["failed"] == 0, result
+    # Idempotent requests are sent again when an instance dies before answering; one it dies in the
+    # middle of answering cannot be (its headers are out): at most the requests in flight then.
+    assert result["failed"] <= 16, result
     # the drift check sees HAProxy's side: an instance down (stopped: a killed one is restarted by its
     # restart policy), one missing, one extra; HAProxy down
     node.sh("docker stop rag-llm-server-2 && sed -i -e '/server rag-embedding-server-2 /d' -e 's/^backend llm$/backend llm\\n    server stray "
