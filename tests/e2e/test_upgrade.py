@@ -1,16 +1,20 @@
 # -*- coding: utf-8 -*-
 """Upgrading the collection on a converged host restarts nothing: a node converged by the previous
 release's collection (its own site.yml and roles, extracted from git into a temporary collections
-path), then site.yml of this checkout: changed=0, every container the same ID with the same labels.
+path) and that release's map, then site.yml and the map of this checkout: changed=0, every container
+the same ID with the same labels.
 
 The previous release is conftest.PREVIOUS_RELEASE."""
 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import PREVIOUS_RELEASE
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,11 +26,24 @@ def containers(node):
                 for c in json.loads(out))
 
 
-def test_upgrading_the_collection_restarts_no_service(node_factory, ansible, previous_collections):
+def previous_inventory(node, dest):
+    """The node's inventory with the map as the previous release's inventories/a100 had it (a field
+    this release added is unknown to that release), the simulator's sources as they are."""
+    shutil.copytree(node.inventory, dest)
+    for f in (dest / "group_vars" / "gpu_nodes").glob("*.yml"):
+        if f.name.startswith("zz_"):
+            continue
+        old = subprocess.run(["git", "-C", str(ROOT), "show", "%s:inventories/a100/group_vars/gpu_nodes/%s"
+                              % (PREVIOUS_RELEASE, f.name)], capture_output=True, text=True, check=True)
+        f.write_text(old.stdout)
+    return dest
+
+
+def test_upgrading_the_collection_restarts_no_service(node_factory, ansible, previous_collections, tmp_path):
     node = node_factory("gpu-upgrade")
     previous = previous_collections / "ansible_collections" / "ragops" / "gpu_stack"
     env = {"ANSIBLE_COLLECTIONS_PATH": "%s:%s" % (previous_collections, ROOT / "collections")}
-    old = ansible(previous / "site.yml", node.inventory, env=env)
+    old = ansible(previous / "site.yml", previous_inventory(node, tmp_path / "previous-inventory"), env=env)
     assert old.rc == 0, old
     new_task = "Settle the services to check"  # a task of this release's gpu_health only
     assert new_task not in old.out, "the previous release's run used this checkout's roles"
