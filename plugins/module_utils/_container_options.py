@@ -365,6 +365,14 @@ OPTIONS = (
                type=log["driver"], config=log["options"]))),
     Option("labels", [Param("labels", "dict", default={})],
            desired=_desired_labels, actual=_actual_labels, engine=_engine_labels),
+    Option("cpus", [Param("cpus", "float")], compare="if_set",
+           desired=lambda p, ctx: int(round(p["cpus"] * NS)) if p.get("cpus") is not None else None,
+           actual=lambda inspect, ctx: (inspect.get("HostConfig") or {}).get("NanoCpus") or None,
+           engine=lambda val, ctx, create, host: host.update(nano_cpus=val) if val else None),
+    Option("memory", [Param("memory", "str")], compare="if_set",
+           desired=lambda p, ctx: parse_size(p["memory"]) if p.get("memory") is not None else None,
+           actual=lambda inspect, ctx: (inspect.get("HostConfig") or {}).get("Memory") or None,
+           engine=lambda val, ctx, create, host: host.update(mem_limit=val) if val else None),
     Option("user", [Param("user", "str")], compare="if_set",
            desired=lambda p, ctx: p.get("user"), actual=lambda inspect, ctx: _config("User")(inspect, ctx) or None,
            engine=_to("create", "user")),
@@ -425,8 +433,8 @@ def merge_container(params):
                 raise ContainerError("container %s: option %s is given twice, at the top level (%r) and in container "
                                      "(%r); give it once" % (label, key, top, given[key]))
             out[key] = checked.validated_parameters[key]
-    if out.get("state") != "absent" and not out.get("image"):
-        raise ContainerError("container %s: image is required unless state is absent" % out.get("name"))
+    if out.get("state") == "started" and not out.get("image"):
+        raise ContainerError("container %s: image is required unless state is absent or stopped" % out.get("name"))
     return out
 
 

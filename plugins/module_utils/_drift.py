@@ -19,6 +19,8 @@ from ansible_collections.ragops.gpu_stack.plugins.module_utils import _haproxy
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._common import LABEL_PREFIX, read_json
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._container_options import (
     OPTIONS, actual_state, compare, desired_state)
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._failover import (
+    CPU_WARNING, FailoverError, describe, normalise_record)
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_container import host_index_findings
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_info import NvmlError, gather
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_plan import PlanError, build_plan
@@ -83,6 +85,8 @@ class DriftCheck(object):
         self.info = None
         self.plan = None
         self.deployed = read_json(params["deployed_state_path"]) or {}
+        self.record = None
+        self.stopped = set()
 
     # -- GPUs -----------------------------------------------------------------------------------
 
@@ -100,12 +104,16 @@ class DriftCheck(object):
                        % (state, self.info.get("driver_error")), "critical",
                        "reload the nvidia modules or reboot; run site.yml to restore the pinned driver")
             return
+        failed_over = set(g["index"] for m in (self.record or {}).get("moves", []) for g in m["from"])
         for g in self.info.get("gpus", []):
             label = "GPU %d (%s)" % (g["index"], g.get("uuid") or g.get("pci_bus_id") or "?")
+            if g["index"] in failed_over:
+                fix = ("its services were failed over; reset or replace the board, then run playbooks/failback.yml")
+            else:
+                fix = "run playbooks/failover.yml (moves its services to reserved GPUs) and have the board checked"
             for issue in g.get("issues", []):
                 self.f.add(issue["kind"], label, "healthy", issue["message"], SEVERITY[issue["severity"]],
-                           "move its services to a healthy or reserved GPU (failover) and have the board checked"
-                           if issue["severity"] == "fail" else "watch it; check cooling, load and the board's counters")
+                           fix if issue["severity"] == "fail" else "watch it; check cooling, load and the board's counters")
         live = dict((g["index"], g.get("uuid")) for g in self.info.get("gpus", []))
         for rec in self.deployed.get("gpus", []):
             now = live.get(rec["index"])
@@ -121,7 +129,35 @@ class DriftCheck(object):
         return build_plan(p["services"], gpu_info=info, overrides=p["overrides"], common_env=p["common_env"],
                           bind_address=p["bind_address"], reserved_gpus=p["reserved_gpus"],
                           memory_limit_pct=p["memory_limit_pct"], expected_gpus=p["expected_gpus"],
-                          models_root=p["models_root"], load_balancer=p["load_balancer"])["plan"]
+                          models_root=p["models_root"], load_balancer=p["load_balancer"],
+                          failover=self.record)["plan"]
+
+    def failover(self):
+        """The host's failover record: each move a finding while it is in force."""
+        path = self.p["failover_record_path"]
+        try:
+            self.record = normalise_record(read_json(path))
+        except FailoverError as exc:
+            self.f.add("failover.record", path, "a readable failover record", "; ".join(exc.errors), "critical",
+                       "restore the record, or remove it and run site.yml")
+            self.record = None
+            return
+        for move in self.record["moves"]:
+            obj = "container %s (service %s)" % (move["container_name"], move["service"])
+            mapped = "GPU %s" % ",".join(str(g["index"]) for g in move["mapped"])
+            why = "; ".join("%s %s" % (f["gpu"], f["reason"]) for f in move["failed"])
+            back = "fix or replace the failed GPU, then run playbooks/failback.yml"
+            if move["mode"] == "gpu":
+                self.f.add("failover.active", obj, mapped, "GPU %s since %s (%s)" % (
+                    ",".join(str(g["index"]) for g in move["to"]), move.get("at"), why), "warning", back)
+            elif move["mode"] == "cpu":
+                self.f.add("failover.cpu_fallback", obj, mapped, "CPU mode since %s (%s); %s" % (
+                    move.get("at"), why, CPU_WARNING), "critical", back)
+            else:
+                self.stopped.add(move["container_name"])
+                self.f.add("failover.stopped", obj, mapped, "stopped since %s: %s" % (move.get("at"), move.get("note")),
+                           "critical", "free a healthy reserved GPU and run playbooks/failover.yml, or give the service "
+                           "a cpu_fallback; then %s" % back)
 
     def plan_services(self):
         live = self.info if self.info and self.info.get("driver_state") == "ok" else None
@@ -168,6 +204,8 @@ class DriftCheck(object):
             uuids = entry["gpu_uuids"] if entry else (recorded.get(cname) or {}).get("gpu_uuids", [])
             for u in uuids:
                 pinned[u] = name
+            if cname in self.stopped:
+                continue  # stopped by the failover: reported as failover.stopped
             if c is None:
                 self.f.add("container.missing", obj, "running", "absent", "critical", RERUN)
                 continue
@@ -396,6 +434,7 @@ class DriftCheck(object):
                 self.f.add("model.extra_file", "%s %s" % (obj, path), "absent", "present", "warning", "run site.yml")
 
     def run(self):
+        self.failover()
         self.gpus()
         planned = self.plan_services()
         if self.api is not None:
@@ -413,7 +452,8 @@ class DriftCheck(object):
         return {"findings": items, "status": "drift" if items else "clean", "summary": {
             "total": len(items), "by_type": by_kind, "by_severity": by_sev}, "gpus": gpus,
             "driver_state": (self.info or {}).get("driver_state"),
-            "plan_hash": (self.plan or {}).get("hash"), "deployed_plan_hash": self.deployed.get("plan_hash")}
+            "plan_hash": (self.plan or {}).get("hash"), "deployed_plan_hash": self.deployed.get("plan_hash"),
+            "failover": [describe(m) for m in (self.record or {}).get("moves", [])]}
 
 
 def _show(value):

@@ -85,6 +85,10 @@ class Engine(object):
             if current is not None:
                 result["actions"] = ["remove"]
             return result
+        if state == "stopped" and not self.p.get("image"):  # stop it as it is, compare nothing
+            if current is not None and (current.get("State") or {}).get("Running"):
+                result["actions"] = ["stop"]
+            return result
         image = self._image(self.p["image"])
         if image is None:
             raise ContainerError("container %s: image %s is not on this host's Docker engine; nothing is pulled. Stage "

@@ -11,8 +11,11 @@ thresholds)`` adds ok / warn / fail with reasons per GPU and is pure (unit-teste
 
 from __future__ import annotations
 
+import ctypes
+import os
+
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._nvml import (
-    MissingBinding, NvmlError, NvmlSession, error_name, import_pynvml, run_isolated)
+    MissingBinding, NvmlError, NvmlSession, NvmlTimeout, error_name, import_pynvml, run_isolated)
 
 MIB = 1024 * 1024
 
@@ -37,6 +40,32 @@ CLOCK_EVENT_REASONS = (
     (0x100, "display_clock_setting"),
 )
 HW_SLOWDOWN = ("hw_slowdown", "hw_thermal_slowdown", "hw_power_brake_slowdown")
+# Xid policy (docs/failover.md): the Xids NVIDIA's Kubernetes device plugin treats as application
+# errors (the program faulted, the GPU is fine) -- every other critical Xid marks the GPU unhealthy
+# there, and here it makes the GPU fail (failover moves its services).
+APPLICATION_XIDS = {
+    13: "graphics engine exception",
+    31: "GPU memory page fault",
+    43: "GPU stopped processing",
+    45: "preemptive cleanup, due to previous errors",
+    68: "video processor exception",
+    109: "context switch timeout",
+}
+# Named in the reasons (the rest are reported by number): those that DCGM's health watches and the
+# Xid catalogue say need a GPU reset or a board replacement.
+XID_NAMES = {
+    48: "double-bit ECC error",
+    63: "row remapping event (ECC page retirement)",
+    64: "row remapping failure",
+    74: "NVLink error",
+    79: "GPU has fallen off the bus",
+    92: "high single-bit ECC error rate",
+    94: "contained ECC error",
+    95: "uncontained ECC error",
+    119: "GSP RPC timeout",
+    120: "GSP error",
+}
+MAX_XID_EVENTS = 64
 NVLINK_REMOTE_TYPES = {0: "gpu", 1: "ibmnpu", 2: "switch", 255: "unknown"}
 
 
@@ -179,10 +208,12 @@ def collect(nv, kmod_version_path="/sys/module/nvidia/version"):
         count = nv.nvmlDeviceGetCount()
         facts["gpu_count"] = count
         gpus = []
+        handles = {}
         for index in range(count):
             handle = None
             try:
                 handle = nv.nvmlDeviceGetHandleByIndex(index)
+                handles[index] = handle
                 gpus.append(_read_gpu(nv, index, handle))
             except (nv.NVMLError, NvmlError) as exc:
                 name = exc.name if isinstance(exc, NvmlError) else error_name(exc)
@@ -194,9 +225,51 @@ def collect(nv, kmod_version_path="/sys/module/nvidia/version"):
                         pass
                 gpus.append(gpu)
         facts["gpus"] = gpus
+        _read_xids(nv, handles, gpus)
     # NVML's driver version is the loaded kernel module's; sysfs says the same where it exists.
     facts["kernel_module_version"] = _read_first_line(kmod_version_path) or facts["driver_version"]
     return facts
+
+
+def _address(handle):
+    return ctypes.cast(handle, ctypes.c_void_p).value
+
+
+def _read_xids(nv, handles, gpus):
+    """The critical Xid events NVML delivers now, per GPU (``xid_events``: a list of numbers).
+
+    NVML hands an event to the event sets registered when it happens: on a real host a one-shot
+    read sees the Xids raised while it runs, and the lasting damage (a lost GPU, ECC counters, row
+    remaps) through the other fields. The simulator keeps an injected Xid pending until reset."""
+    for gpu in gpus:
+        gpu["xid_events"] = []
+    try:
+        event_set = nv.nvmlEventSetCreate()
+    except nv.NVMLError:
+        return
+    by_address = {}
+    try:
+        for index, handle in handles.items():
+            try:
+                nv.nvmlDeviceRegisterEvents(handle, nv.nvmlEventTypeXidCriticalError, event_set)
+            except nv.NVMLError:
+                continue  # a lost GPU, or one without events: reported by its other fields
+            by_address[_address(handle)] = index
+        by_index = dict((g["index"], g) for g in gpus)
+        wait = getattr(nv, "nvmlEventSetWait_v2", None) or nv.nvmlEventSetWait
+        for _count in range(MAX_XID_EVENTS):
+            try:
+                data = wait(event_set, 0)
+            except nv.NVMLError:
+                break  # TIMEOUT: nothing (more) pending
+            index = by_address.get(_address(data.device))
+            if index is not None and data.eventType & nv.nvmlEventTypeXidCriticalError:
+                by_index[index]["xid_events"].append(int(data.eventData))
+    finally:
+        try:
+            nv.nvmlEventSetFree(event_set)
+        except nv.NVMLError:
+            pass
 
 
 def _read_first_line(path):
@@ -240,6 +313,14 @@ def _issues(g, th, nvswitch):
         out.append(("gpu.lost", "fail", "NVML: %s (%s) - the GPU is unreachable; check dmesg for Xid 79 / 48, reset or "
                     "replace the board" % (g["error"], g.get("error_message", ""))))
         return out, notes
+    critical = sorted(set(x for x in g.get("xid_events") or [] if x not in APPLICATION_XIDS))
+    if critical:
+        out.append(("gpu.xid", "fail", "Xid %s (%s): the GPU needs a reset or replacement"
+                    % (", ".join(str(x) for x in critical), "; ".join(XID_NAMES.get(x, "critical") for x in critical))))
+    application = sorted(set(x for x in g.get("xid_events") or [] if x in APPLICATION_XIDS))
+    if application:
+        notes.append("application Xid %s (%s): a program faulted, the GPU is fine"
+                     % (", ".join(str(x) for x in application), "; ".join(APPLICATION_XIDS[x] for x in application)))
     temp = (g.get("temperature") or {}).get("gpu_c")
     if temp is not None:
         if temp >= th["temperature_limit_c"]:
@@ -283,6 +364,17 @@ def _issues(g, th, nvswitch):
     return out, notes
 
 
+def blocking_issues(gpu, tensor_parallel=1):
+    """Why a service cannot run on this GPU (empty: it can): every failing issue -- lost or off the bus,
+    a critical Xid, uncorrectable ECC, a row remap failed or pending, temperature at or over the
+    limit, hardware slowdown -- and a down NVLink only for a tensor-parallel service (one GPU alone
+    does not use it). The one rule the plan, failover and failback share."""
+    if "error" in gpu:
+        return ["lost (NVML: %s)" % gpu["error"]]
+    return [i["message"] for i in gpu.get("issues") or []
+            if i["severity"] == "fail" and (tensor_parallel > 1 or i["kind"] != "gpu.nvlink")]
+
+
 def evaluate(facts, thresholds=None):
     """Health per GPU: status ok / warn / fail with reasons (and typed issues); a summary at the top."""
     th = dict(DEFAULT_THRESHOLDS)
@@ -313,7 +405,7 @@ def evaluate(facts, thresholds=None):
 def missing_driver_facts(state, message):
     return {"driver_installed": state not in ("not_installed",), "driver_state": state, "driver_error": message,
             "driver_version": None, "nvml_version": None, "cuda_driver_version": None,
-            "kernel_module_version": None, "gpu_count": 0, "gpus": [], "nvswitch": False,
+            "kernel_module_version": None, "gpu_count": 0, "gpus": [], "nvswitch": False, "host_cpus": os.cpu_count(),
             "health": {"status": "fail", "failing_gpus": [], "warning_gpus": [], "thresholds": {}}}
 
 
@@ -352,14 +444,19 @@ def gather(thresholds=None, timeout=15, tolerate_missing_driver=False, kmod_vers
         facts = run_isolated(lambda: collect(nv, kmod_version_path), timeout)
     except NvmlError as exc:
         unavailable = _driver_error(exc)
+        if unavailable is None and tolerate_missing_driver and isinstance(exc, NvmlTimeout):
+            # a hung driver is as unusable as a missing one: the health and drift checks still report
+            unavailable = DriverUnavailable("hung", "%s. Check dmesg for Xid errors and the driver's state; a reboot "
+                                            "may be needed" % exc)
         if unavailable is None:
             raise
         if not tolerate_missing_driver:
             raise unavailable
         return missing_driver_facts(unavailable.state, str(unavailable))
     add_topology(facts)
+    facts["host_cpus"] = os.cpu_count()
     return evaluate(facts, thresholds)
 
 
-__all__ = ["DEFAULT_THRESHOLDS", "DriverUnavailable", "NvmlError", "gather", "evaluate", "add_topology", "collect",
+__all__ = ["DEFAULT_THRESHOLDS", "blocking_issues", "DriverUnavailable", "NvmlError", "gather", "evaluate", "add_topology", "collect",
            "decode_reasons", "cpu_ranges"]

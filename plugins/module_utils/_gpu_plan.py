@@ -14,6 +14,9 @@ import hashlib
 import json
 
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._common import LABEL_PREFIX, parse_size
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._failover import (
+    CPU_WARNING, apply_record, describe, normalise_record)
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_info import blocking_issues
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._service_map import (
     ServiceMapError, instance_views, validate_services, who)
 
@@ -31,6 +34,8 @@ BACKEND_ADDRESS = "127.0.0.1"
 # Set in the containers of instances behind the load balancer: the container's name, so that a
 # service can say which instance served a request (the stand-ins' X-Served-By header).
 INSTANCE_ENV = "RAG_INSTANCE"
+# Every container of the collection carries it; its value is the service's name.
+SERVICE_LABEL = LABEL_PREFIX + "service"
 
 
 class PlanError(ServiceMapError):
@@ -65,10 +70,12 @@ def _host_gpus(gpu_info):
     return by_index, by_uuid
 
 
-def _resolve_gpus(svc, by_index, by_uuid, errors, gpu_count):
-    """The service's GPU entries resolved to {index, uuid, name, memory_total_mib, ...}."""
+def _resolve_gpus(svc, by_index, by_uuid, errors, gpu_count, faults):
+    """The service's GPU entries resolved to {index, uuid, name, memory_total_mib, ...}; ``faults``
+    gets {index, uuid, reason} for each GPU it cannot run on."""
     resolved = []
     label = who(svc)
+    tp = svc["tensor_parallel"] if len(svc["gpus"]) > 1 else 1
     for ref in svc["gpus"]:
         if isinstance(ref, int):
             gpu = by_index.get(ref)
@@ -85,13 +92,16 @@ def _resolve_gpus(svc, by_index, by_uuid, errors, gpu_count):
                               "pin one of: %s" % (label, ref, known or "none visible"))
                 continue
         if "error" in gpu or not gpu.get("uuid"):
-            errors.append("%s: GPU %d is unusable (NVML: %s); move the service to a healthy GPU, e.g. a "
-                          "reserved one with tier: secondary, or replace the board"
-                          % (label, gpu["index"], gpu.get("error", "no UUID")))
+            errors.append("%s: GPU %d is unusable (NVML: %s); run playbooks/failover.yml to move the service to a "
+                          "reserved GPU, or replace the board" % (label, gpu["index"], gpu.get("error", "no UUID")))
+            faults.append({"index": gpu["index"], "uuid": gpu.get("uuid"), "reason": "lost", "message": errors[-1]})
             continue
-        if gpu.get("status") == "fail":
-            errors.append("%s: GPU %d (%s) is unhealthy: %s; move the service to a healthy GPU or fix "
-                          "the GPU first" % (label, gpu["index"], gpu["uuid"], "; ".join(gpu.get("reasons", []))))
+        blocking = blocking_issues(gpu, tp)
+        if blocking:
+            errors.append("%s: GPU %d (%s) is unhealthy: %s; run playbooks/failover.yml to move the service to a "
+                          "reserved GPU, or fix the GPU first" % (label, gpu["index"], gpu["uuid"], "; ".join(blocking)))
+            faults.append({"index": gpu["index"], "uuid": gpu["uuid"], "reason": "failed: " + "; ".join(blocking),
+                           "message": errors[-1]})
             continue
         resolved.append(gpu)
     return resolved
@@ -222,6 +232,7 @@ def container_args(entry):
         "ulimits": entry["ulimits"], "healthcheck": entry["healthcheck"], "labels": entry["labels"],
         "command": entry["command"], "user": entry["user"],
     }
+    args.update(entry.get("cpu_limits") or {})
     return dict((k, v) for k, v in args.items() if v is not None)
 
 
@@ -231,8 +242,13 @@ def _digest(data):
 
 def build_plan(services, gpu_info=None, overrides=None, common_env=None, bind_address="127.0.0.1",
                reserved_gpus=None, memory_limit_pct=90, expected_gpus=None, models_root="/opt/models/hf",
-               load_balancer="auto"):
-    """Validate and resolve. Returns {'plan': ..., 'warnings': [...], 'table': ...}; raises PlanError."""
+               load_balancer="auto", failover=None, strict=True):
+    """Validate and resolve. Returns {'plan': ..., 'warnings': [...], 'table': ..., 'errors': [...]}.
+
+    ``failover`` is the host's failover record: its moves replace the map's GPUs of the services they
+    name (plan entries carry ``failover``). With ``strict`` (the default) any problem raises PlanError;
+    without, the plan is built from what resolves and ``errors`` lists the rest (the health check:
+    it shows every service even when the map cannot be deployed as it is)."""
     errors, warnings = [], []
     try:
         normalised = validate_services(services, overrides, common_env, bind_address)
@@ -241,7 +257,11 @@ def build_plan(services, gpu_info=None, overrides=None, common_env=None, bind_ad
     reserved = set(reserved_gpus or [])
     active = [s for s in normalised if s["enabled"]]
     balanced = _balanced(active, load_balancer, errors)
-    views = [v for svc in active for v in instance_views(svc)]
+    record = normalise_record(failover)
+    views, stopped, stale = apply_record([v for svc in active for v in instance_views(svc)], record)
+    for move in stale:
+        warnings.append("failover record: %s is not in the map any more; playbooks/failback.yml drops the entry"
+                        % move["container_name"])
     for view in views:
         _check_static(view, reserved, errors)
     _check_backend_ports(views, balanced, errors)
@@ -270,10 +290,11 @@ def build_plan(services, gpu_info=None, overrides=None, common_env=None, bind_ad
         entry = {"name": svc["name"], "container_name": svc["container_name"], "image": svc["image"],
                  "device": svc["device"], "tier": svc["tier"]}
         resolved = []
+        faults = []
         cvd = None
         if svc["device"] == "gpu":
             if live:
-                resolved = _resolve_gpus(svc, by_index, by_uuid, errors, gpu_count)
+                resolved = _resolve_gpus(svc, by_index, by_uuid, errors, gpu_count, faults)
                 if len(resolved) == len(svc["gpus"]):
                     # GPUs named by UUID: the static check could not see their indices
                     _reserved_errors(svc, [g["index"] for g in resolved if g["uuid"] in svc["gpus"]], reserved, errors)
@@ -318,6 +339,15 @@ def build_plan(services, gpu_info=None, overrides=None, common_env=None, bind_ad
         entry["precision"] = svc["precision"]
         entry["tensor_parallel"] = svc["tensor_parallel"]
         entry["purpose"] = svc["purpose"]
+        if svc.get("cpu_limits"):  # only in a failover's CPU mode: every other entry hashes as before
+            entry["cpu_limits"] = dict(svc["cpu_limits"])
+            host_cpus = (gpu_info or {}).get("host_cpus")
+            if host_cpus and entry["cpu_limits"].get("cpus", 0) > host_cpus:
+                warnings.append("%s: cpu_fallback.cpus %s is more than the host's %d CPUs; limited to %d"
+                                % (who(svc), entry["cpu_limits"]["cpus"], host_cpus, host_cpus))
+                entry["cpu_limits"]["cpus"] = host_cpus
+        if faults:
+            entry["gpu_faults"] = faults
         resolved_services.append((entry, svc))
 
     # One GPU, one service -- unless every service on it opts in and the VRAM fits.
@@ -337,7 +367,7 @@ def build_plan(services, gpu_info=None, overrides=None, common_env=None, bind_ad
             errors.append("%s: VRAM estimates %.1f GB (%s) exceed the limit %.1f GB (%d%% of %.0f GB); lower the "
                           "estimates, move a service, or raise gpu_stack_gpu_memory_limit_pct"
                           % (_gpu_label(gpu), used, parts, limit_gb, memory_limit_pct, total_gb))
-    if errors:
+    if errors and strict:
         raise PlanError(errors)
 
     views_by_entry = resolved_services
@@ -345,7 +375,7 @@ def build_plan(services, gpu_info=None, overrides=None, common_env=None, bind_ad
     for entry in resolved_services:
         entry["config_hash"] = _digest(_hashed(entry))
         entry["labels"] = {
-            LABEL_PREFIX + "service": entry["name"],
+            SERVICE_LABEL: entry["name"],
             LABEL_PREFIX + "gpu-uuids": ",".join(entry["gpu_uuids"]),
             LABEL_PREFIX + "config-hash": entry["config_hash"],
             LABEL_PREFIX + "model": entry["model"]["repo_id"],
@@ -367,15 +397,36 @@ def build_plan(services, gpu_info=None, overrides=None, common_env=None, bind_ad
         entry["instance"] = view["instance"]
         entry["behind_load_balancer"] = view["name"] in balanced
         entry["backend_port"] = view["backend_port"] if entry["behind_load_balancer"] else None
-    plan["service_label"] = LABEL_PREFIX + "service"  # every container of the collection carries it
+        entry["failover"] = _move_summary(view.get("failover"))
+    plan["service_label"] = SERVICE_LABEL
     plan["load_balancer"] = _load_balancer(normalised, views_by_entry, balanced, load_balancer)
     plan["disabled_services"] = [{"name": v["name"], "container_name": v["container_name"]}
                                  for s in normalised if not s["enabled"] for v in instance_views(s)]
+    plan["fallback_images"] = sorted(set((s["cpu_fallback"].get("image") or s["image"]) for s in active
+                                         if s.get("cpu_fallback") is not None))
+    plan["stopped_services"] = [{"name": v["name"], "container_name": v["container_name"],
+                                 "failover": _move_summary(v["failover"])} for v in stopped]
+    plan["failover"] = {"active": bool(record["moves"]), "moves": record["moves"],
+                        "lines": [describe(m) for m in record["moves"]]}
     used = set(g["index"] for e in resolved_services for g in e["gpus"])
     plan["reserve_left"] = sorted(reserved - used) if live else sorted(reserved - set(
         g for v in views for g in v["gpus"] if isinstance(g, int)))
     table = allocation_table(normalised, reserved, by_index)
-    return {"plan": plan, "warnings": warnings, "table": table}
+    if record["moves"]:
+        table += "\nFailover active (playbooks/failback.yml when the GPUs are healthy again):\n" + "\n".join(
+            "  " + line for line in plan["failover"]["lines"])
+    # each failed GPU of a service is on its plan entry (gpu_faults); errors holds the other problems
+    reported = set(f["message"] for e in resolved_services for f in e.get("gpu_faults", []))
+    return {"plan": plan, "warnings": warnings, "table": table, "errors": [e for e in errors if e not in reported]}
+
+
+def _move_summary(move):
+    """What a plan entry says about its failover move (None: it runs where the map says)."""
+    if not move:
+        return None
+    return {"mode": move["mode"], "from": move["from"], "to": move["to"], "failed": move["failed"],
+            "at": move.get("at"), "note": move.get("note"), "line": describe(move),
+            "warning": CPU_WARNING if move["mode"] == "cpu" else None}
 
 
 def _balanced(active, mode, errors):

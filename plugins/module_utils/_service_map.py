@@ -115,6 +115,11 @@ FIELDS = (
     Field("tier", "str", "`primary`, or `secondary` for scaling and failover instances, the only kind allowed on "
           "reserved GPUs.", default="primary"),
     Field("device", "str", "`gpu`, or `cpu` for the CPU fallback mode (no GPUs, `DEVICE=cpu`).", default="gpu"),
+    Field("cpu_fallback", "dict", "The service's CPU mode, used by failover when no healthy GPU can take it (the "
+          "guide: Whisper with `DEVICE=cpu`, the LLM on `rag-llm-gptoss`): `env` merged over the service's "
+          "(the plan sets `DEVICE=cpu`, `CUDA_VISIBLE_DEVICES=\"\"`, no GPU request), `image` (defaults to the "
+          "service's), and the container's `cpus` and `memory` limits. Without it such a service is stopped. "
+          "Much slower than on a GPU.", example={"env": {"DEVICE": "cpu"}, "cpus": 8, "memory": "32g"}),
     Field("instances", "list", "More instances of the service (horizontal scaling), each a mapping with the keys of "
           "the instance table below. They share the service's model, health path and client port; the load balancer "
           "(`gpu_stack_load_balancer`) spreads requests over all of them.", default=[],
@@ -157,6 +162,7 @@ INSTANCE_FIELD_NAMES = tuple(f.name for f in INSTANCE_FIELDS)
 BACKEND_PORT_OFFSET = 10000
 INSTANCE_PORT_STEP = 100
 
+CPU_FALLBACK_KEYS = ("env", "image", "cpus", "memory")
 MODEL_KEYS = ("repo_id", "revision", "files", "allow_patterns", "require_safetensors", "source")
 HEALTHCHECK_KEYS = tuple(DEFAULT_HEALTHCHECK)
 
@@ -259,6 +265,27 @@ def _check_instances(chk, name, instances, device):
             _check_port(err, "backend_port", inst["backend_port"])
         if "allow_reserved" in inst and not isinstance(inst["allow_reserved"], bool):
             err("allow_reserved", "must be true or false, got %r" % (inst["allow_reserved"],))
+
+
+def _check_cpu_fallback(err, value):
+    example = "write e.g. cpu_fallback: {env: {DEVICE: cpu}, cpus: 8, memory: 32g}"
+    if not isinstance(value, dict):
+        err("cpu_fallback", "must be a mapping of %s, got %r; %s" % (", ".join(CPU_FALLBACK_KEYS), value, example))
+        return
+    for key in value:
+        if key not in CPU_FALLBACK_KEYS:
+            err("cpu_fallback.%s" % key, "unknown key; allowed: %s" % ", ".join(CPU_FALLBACK_KEYS))
+    if "env" in value:
+        _check_env(lambda field, message: err("cpu_fallback." + field, message), value["env"])
+    if "image" in value:
+        _check_image(lambda field, message: err("cpu_fallback." + field, message), value["image"])
+    if "cpus" in value and (not _is_number(value["cpus"]) or value["cpus"] <= 0):
+        err("cpu_fallback.cpus", "%r is not a CPU count; %s" % (value["cpus"], example))
+    if "memory" in value:
+        try:
+            parse_size(value["memory"])
+        except ValueError:
+            err("cpu_fallback.memory", "%r is not a size such as 32g or 512m" % (value["memory"],))
 
 
 def _check_model(chk, name, model):
@@ -370,6 +397,8 @@ def _check_entry(chk, entry, index):
         chk.err(name, "max_gpus", "%r must be a whole number >= 1" % (entry["max_gpus"],))
     if "instances" in entry:
         _check_instances(chk, name, entry["instances"], device)
+    if entry.get("cpu_fallback") is not None:
+        _check_cpu_fallback(chk.scoped(name), entry["cpu_fallback"])
     if "vram_estimate_gb" in entry:
         value = entry["vram_estimate_gb"]
         if not _is_number(value) or value < 0:
@@ -444,6 +473,10 @@ def normalise_entry(entry, common_env=None, bind_address="127.0.0.1"):
     model.setdefault("source", None)
     out["model"] = model
     out["ulimits"] = dict(out["ulimits"] or {})
+    if out["cpu_fallback"] is not None:
+        fallback = dict(out["cpu_fallback"])
+        fallback["env"] = dict((k, _env_str(v)) for k, v in (fallback.get("env") or {}).items())
+        out["cpu_fallback"] = fallback
     out["volumes"] = list(out["volumes"] or [])
     if out["device"] == "cpu":
         out["env"].setdefault("DEVICE", "cpu")

@@ -63,6 +63,13 @@ options:
     description: The record written by the gpu_services role at deploy time.
     type: path
     default: /etc/ragops/gpu-stack/deployed.json
+  failover_record_path:
+    description:
+      - The host's failover record (written by C(playbooks/failover.yml)). Its moves are what should run; each active
+        move is a finding (C(failover.active), C(failover.cpu_fallback), C(failover.stopped)), so the check exits 2
+        while a failover is in force.
+    type: path
+    default: /etc/ragops/gpu-stack/failover.json
   haproxy_socket:
     description:
       - HAProxy's runtime API socket, read when the plan puts services behind the load balancer (role
@@ -193,6 +200,7 @@ def main():
         docker_runtime=dict(type="str", default="nvidia"),
         daemon_json_path=dict(type="path", default="/etc/docker/daemon.json"),
         deployed_state_path=dict(type="path", default="/etc/ragops/gpu-stack/deployed.json"),
+        failover_record_path=dict(type="path", default="/etc/ragops/gpu-stack/failover.json"),
         haproxy_socket=dict(type="path", default=DEFAULT_SOCKET),
         full_verify=dict(type="bool", default=False),
         nvml_timeout=dict(type="int", default=15),

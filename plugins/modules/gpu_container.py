@@ -52,7 +52,9 @@ options:
     choices: [started, stopped, absent]
     default: started
   image:
-    description: Image reference; must be present on the host. Required unless O(state=absent).
+    description:
+      - Image reference; must be present on the host. Required with O(state=started). With O(state=stopped) and no
+        image, an existing container is stopped as it is, without comparing its configuration.
     type: str
   gpus:
     description:
@@ -96,6 +98,14 @@ options:
     description: Limits by name, a number (soft = hard), C(soft:hard) or a dict with C(soft) and C(hard).
     type: dict
     default: {}
+  cpus:
+    description: CPU limit in CPUs (C(docker run --cpus)), e.g. for a service in its CPU mode. Unset leaves no limit
+      and ignores it in comparisons.
+    type: float
+  memory:
+    description: Memory limit, e.g. C(32g) (C(docker run --memory)). Unset leaves no limit and ignores it in
+      comparisons.
+    type: str
   restart_policy:
     description: Restart policy; changed in place without a restart.
     type: str

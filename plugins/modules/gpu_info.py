@@ -57,7 +57,8 @@ options:
   tolerate_missing_driver:
     description:
       - When no usable driver is found (library or binding missing, kernel module not loaded, driver/library version
-        mismatch), return C(driver_installed) / C(driver_state) and C(gpu_count=0) instead of failing.
+        mismatch, or NVML hanging past O(timeout)), return C(driver_installed) / C(driver_state) and C(gpu_count=0)
+        instead of failing.
     type: bool
     default: false
   kmod_version_path:
@@ -96,8 +97,15 @@ driver_installed:
   returned: always
   type: bool
   sample: true
+host_cpus:
+  description: The host's CPU count (the most a service in its CPU mode may be given).
+  returned: always
+  type: int
+  sample: 256
 driver_state:
-  description: C(ok), C(not_installed), C(not_loaded) or C(version_mismatch).
+  description:
+    - C(ok), C(not_installed), C(not_loaded), C(version_mismatch), or C(hung) (NVML did not answer within O(timeout);
+      only with O(tolerate_missing_driver), otherwise the task fails).
   returned: always
   type: str
   sample: ok

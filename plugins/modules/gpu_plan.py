@@ -38,7 +38,21 @@ options:
     description:
       - The registered result of M(ragops.gpu_stack.gpu_info) on this host. Without it, the plan is static.
     type: dict
+  failover:
+    description:
+      - The host's failover record (C(/etc/ragops/gpu-stack/failover.json), written by M(ragops.gpu_stack.gpu_failover)
+        through C(playbooks/failover.yml)). The services it moved run where it says, on reserved GPUs by UUID, in
+        their CPU mode, or stopped; their plan entries carry C(failover). Empty or unset, the map alone.
+    type: dict
+    default: {}
+  strict:
+    description:
+      - Fail on any problem (the default). V(false) returns the plan built from what resolves, with every problem in
+        RV(errors), for the health check, which shows each service even when the map cannot be deployed as it is.
+    type: bool
+    default: true
 seealso:
+  - module: ragops.gpu_stack.gpu_failover
   - module: ragops.gpu_stack.gpu_info
   - module: ragops.gpu_stack.gpu_container
 """
@@ -123,6 +137,20 @@ plan:
           C(services), per service behind it C(name), C(port) and C(bind_address) (where it listens),
           C(health_path), and C(servers) (C(name) = container name, C(address), C(port)).
       type: dict
+    fallback_images:
+      description: The images of the services' CPU modes (C(cpu_fallback)), staged with the others.
+      type: list
+      elements: str
+    stopped_services:
+      description:
+        - Instances the failover record stopped (no healthy GPU and no CPU mode), C(name), C(container_name) and
+          C(failover); their containers are stopped, not removed.
+      type: list
+      elements: dict
+    failover:
+      description:
+        - The failover record in force, C(active), C(moves) and C(lines) (one readable line per move).
+      type: dict
 warnings_list:
   description: What the plan changed or noticed (also emitted as Ansible warnings).
   returned: success
@@ -133,22 +161,28 @@ table:
   description: The allocation table (GPU, service, VRAM, model, purpose) in Markdown.
   returned: success
   type: str
+service_label:
+  description: The label every container of the collection carries (also on failure, as C(plan.service_label)).
+  returned: always
+  type: str
 errors:
-  description: Every reason the map cannot be deployed.
-  returned: failure
+  description: Every reason the map cannot be deployed (with O(strict=false) also on success).
+  returned: always
   type: list
   elements: str
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_plan import PlanError, build_plan
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._failover import FailoverError
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_plan import SERVICE_LABEL, PlanError, build_plan
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._service_map import MAP_ARGS
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(MAP_ARGS, gpu_info=dict(type="dict")),
+        argument_spec=dict(MAP_ARGS, gpu_info=dict(type="dict"), failover=dict(type="dict", default={}),
+                           strict=dict(type="bool", default=True)),
         supports_check_mode=True,
     )
     p = module.params
@@ -157,12 +191,14 @@ def main():
                             common_env=p["common_env"], bind_address=p["bind_address"],
                             reserved_gpus=p["reserved_gpus"], memory_limit_pct=p["memory_limit_pct"],
                             expected_gpus=p["expected_gpus"], models_root=p["models_root"],
-                            load_balancer=p["load_balancer"])
-    except PlanError as exc:
-        module.fail_json(msg="the GPU map cannot be deployed: " + " | ".join(exc.errors), errors=exc.errors)
+                            load_balancer=p["load_balancer"], failover=p["failover"], strict=p["strict"])
+    except (PlanError, FailoverError) as exc:
+        module.fail_json(msg="the GPU map cannot be deployed: " + " | ".join(exc.errors), errors=exc.errors,
+                         service_label=SERVICE_LABEL)
     for warning in result["warnings"]:
         module.warn(warning)
-    module.exit_json(changed=False, plan=result["plan"], table=result["table"], warnings_list=result["warnings"])
+    module.exit_json(changed=False, plan=result["plan"], table=result["table"], warnings_list=result["warnings"],
+                     errors=result["errors"], service_label=SERVICE_LABEL)
 
 
 if __name__ == "__main__":

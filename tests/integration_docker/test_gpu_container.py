@@ -79,6 +79,8 @@ OPTIONS = [
     ("volumes", {}, lambda n: {"volumes": ["/opt/models/hf:/models:ro"]}),
     ("shm", {}, lambda n: {"shm_size": "1g"}),
     ("healthcheck", {}, lambda n: {"healthcheck": {"interval": 7, "timeout": 3, "retries": 5, "start_period": 2}}),
+    ("cpus", {}, lambda n: {"cpus": 1.5}),  # a service in its CPU mode (failover)
+    ("memory", {}, lambda n: {"memory": "256m"}),
 ]
 
 

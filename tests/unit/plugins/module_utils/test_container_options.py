@@ -123,5 +123,6 @@ def test_the_container_mapping_is_validated_by_the_same_table():
         co.merge_container(dict(base, container={"name": "c", "image": "img:1", "prot": ["1:2"]}))
     with pytest.raises(co.ContainerError, match="option env is given twice"):
         co.merge_container(dict(base, env={"A": "1"}, container={"name": "c", "image": "img:1", "env": {"A": "2"}}))
-    with pytest.raises(co.ContainerError, match="container c: image is required unless state is absent"):
+    with pytest.raises(co.ContainerError, match="container c: image is required unless state is absent or stopped"):
         co.merge_container(dict(base, container={"name": "c"}))
+    assert co.merge_container(dict(base, name="c", state="stopped"))["image"] is None  # stop it as it is

@@ -122,10 +122,14 @@ FAULTS = [
     ("overtemp", {}, 0, "hardware slowdown active: hw_slowdown, hw_thermal_slowdown", "fail"),
     ("nvlink-down", {"link": 5}, 2, "NVLink link(s) 5 down", "fail"),
     ("memory-full", {}, 6, "memory 97.0% used, alert at 85%", "warn"),
+    ("xid", {"xid": 48}, 5, "Xid 48 (double-bit ECC error): the GPU needs a reset or replacement", "fail"),
+    ("xid", {"xid": 119}, 5, "Xid 119 (GSP RPC timeout)", "fail"),
+    ("xid", {"xid": 31}, 5, "", "ok"),  # an application's page fault: the GPU is fine
 ]
 
 
-@pytest.mark.parametrize("kind,kwargs,slot,shown,verdict", FAULTS, ids=[f[0] for f in FAULTS])
+@pytest.mark.parametrize("kind,kwargs,slot,shown,verdict", FAULTS,
+                         ids=["%s-%s" % (f[0], f[1].get("xid", "")) for f in FAULTS])
 def test_injected_fault_surfaces_through_nvml_and_health(machine, kind, kwargs, slot, shown, verdict):
     m = machine()
     m.fault(kind, gpu=slot, **kwargs)
@@ -171,6 +175,25 @@ def test_xid_event_is_delivered_once(nvml):
     with pytest.raises(pynvml.NVMLError_Timeout):
         pynvml.nvmlEventSetWait(events, 0)
     pynvml.nvmlEventSetFree(events)
+
+
+def test_xids_per_gpu_and_the_policy(machine):
+    """gpu_info reads the pending Xids of every GPU: critical ones fail the GPU, application ones
+    (the device plugin's list) are a note; a fallen-off-bus GPU's Xid 79 does not hide its loss."""
+    m = machine()
+    m.fault("xid", gpu=1, xid=31)
+    m.fault("xid", gpu=1, xid=94)
+    m.fault("xid", gpu=6, xid=13)
+    m.fault("fallen-off-bus", gpu=4)
+    facts = gi.gather()
+    by = dict((g["index"], g) for g in facts["gpus"])
+    assert by[1]["xid_events"] == [31, 94]
+    assert by[1]["status"] == "fail" and [i["kind"] for i in by[1]["issues"]] == ["gpu.xid"]
+    assert "Xid 94 (contained ECC error)" in by[1]["reasons"][0] and "31" not in by[1]["reasons"][0]
+    assert "application Xid 31 (GPU memory page fault): a program faulted, the GPU is fine" in by[1]["notes"]
+    assert by[6]["status"] == "ok" and by[6]["xid_events"] == [13]
+    assert by[4]["error"] == "GPU_IS_LOST" and [i["kind"] for i in by[4]["issues"]] == ["gpu.lost"]
+    assert facts["health"]["failing_gpus"] == [1, 4]
 
 
 def test_thresholds_from_the_inventory(machine):
@@ -264,6 +287,10 @@ def test_hung_nvml_init_is_killed_after_the_timeout(machine):
         gi.gather(timeout=1)
     assert time.monotonic() - t0 < 5
     assert "did not answer within 1s" in str(exc.value)
+    # the health and drift checks tolerate it: no GPUs, and the reason
+    hung = gi.gather(timeout=1, tolerate_missing_driver=True)
+    assert (hung["driver_state"], hung["gpus"]) == ("hung", [])
+    assert "did not answer within 1s" in hung["driver_error"] and "reboot may be needed" in hung["driver_error"]
 
 
 def test_nvml_errors_keep_their_names(machine):

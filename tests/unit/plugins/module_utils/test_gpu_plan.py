@@ -128,11 +128,11 @@ BAD_MAPS = [
      "UUID); pin one of: 0=GPU-9625b81d"),
     ("unhealthy GPU", A, ("overtemp", {"gpu": 4}), lambda s: None, {},
      "service 'ocr': GPU 4 (GPU-ff4b2d14-6a4a-5f12-a2d5-99c9a8ac8bfa) is unhealthy: temperature 91 C at or above the "
-     "limit 83 C; hardware slowdown active: hw_slowdown, hw_thermal_slowdown; software thermal slowdown active; move "
-     "the service to a healthy GPU or fix the GPU first"),
+     "limit 83 C; hardware slowdown active: hw_slowdown, hw_thermal_slowdown; run playbooks/failover.yml to move the "
+     "service to a reserved GPU, or fix the GPU first"),
     ("lost GPU", A, ("lost", {"gpu": 1}), lambda s: None, {"expected_gpus": None},
-     "service 'embedding': GPU 1 is unusable (NVML: GPU_IS_LOST); move the service to a healthy GPU, e.g. a reserved "
-     "one with tier: secondary, or replace the board"),
+     "service 'embedding': GPU 1 is unusable (NVML: GPU_IS_LOST); run playbooks/failover.yml to move the service to a "
+     "reserved GPU, or replace the board"),
     ("two services on one GPU", A, None, _set("ocr", gpus=[1]), {},
      "services 'embedding' and 'ocr' both use GPU 1 (GPU-2c21db9b-a12d-5c5b-a647-960bc8970dfa); give each its own "
      "GPU, or set share_gpus: true on all of them when their VRAM estimates fit"),
