@@ -10,3 +10,4 @@ py=.venv/bin/python
 "$py" benchmarks/bench_site.py --runs 3
 "$py" benchmarks/bench_drift.py
 "$py" benchmarks/bench_lb.py
+"$py" benchmarks/bench_failover.py

@@ -31,7 +31,7 @@ stage "pytest"
 if [ ${#failed[@]} -gt 0 ]; then
   echo "earlier stages failed: ${failed[*]}"
 fi
-pytest -ra tests
+pytest -ra --durations=25 tests  # the slowest, to keep CI in its budget
 rc=$?
 if [ $rc -ne 0 ] || [ ${#failed[@]} -gt 0 ]; then
   [ ${#failed[@]} -gt 0 ] && echo "FAILED stages: ${failed[*]}" >&2

@@ -14,6 +14,7 @@ through it, so site.yml keeps the moves (changed=0) and never puts a service bac
 
 from __future__ import annotations
 
+import datetime
 import itertools
 
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_info import blocking_issues
@@ -228,6 +229,30 @@ def failover(views, gpu_info, reserved, record, memory_limit_pct=90, now=None, o
     return {"record": out, "changes": changes, "stale": stale}
 
 
+def _parse(stamp):
+    return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")
+
+
+def automatic(views, gpu_info, reserved, record, memory_limit_pct, now, min_interval_s):
+    """The drift check's automatic failover: as failover(), at most once per ``min_interval_s``
+    (counted from the last automatic run that moved something). ``skipped`` says why nothing was
+    decided."""
+    record = normalise_record(record)
+    last = record.get("last_auto_at")
+    if last and now and (_parse(now) - _parse(last)).total_seconds() < min_interval_s:
+        preview = failover(views, gpu_info, reserved, record, memory_limit_pct, now, "drift check (automatic)")
+        if preview["changes"]:
+            return {"record": record, "changes": [], "stale": preview["stale"],
+                    "skipped": "%d move(s) wait: the last automatic failover was at %s, less than %d s ago "
+                               "(gpu_stack_failover_auto_interval_s); run playbooks/failover.yml to move now"
+                               % (len(preview["changes"]), last, min_interval_s)}
+    out = failover(views, gpu_info, reserved, record, memory_limit_pct, now, "drift check (automatic)")
+    if out["changes"]:
+        out["record"]["last_auto_at"] = now
+    out["skipped"] = None
+    return out
+
+
 def failback(views, gpu_info, record, memory_limit_pct=90):
     """Which moves can go back to the map's GPUs now (healthy -- or a new board at that index -- and
     not taken by another service), in record order, and which must wait and why. The caller takes
@@ -275,5 +300,5 @@ def describe(move):
                                                     move.get("at") or "?", why)
 
 
-__all__ = ["CPU_WARNING", "FailoverError", "apply_record", "choose", "describe", "empty_record", "failback",
+__all__ = ["CPU_WARNING", "FailoverError", "apply_record", "automatic", "choose", "describe", "empty_record", "failback",
            "failover", "moves_by_container", "normalise_record", "without"]

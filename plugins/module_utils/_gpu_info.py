@@ -446,8 +446,7 @@ def gather(thresholds=None, timeout=15, tolerate_missing_driver=False, kmod_vers
         unavailable = _driver_error(exc)
         if unavailable is None and tolerate_missing_driver and isinstance(exc, NvmlTimeout):
             # a hung driver is as unusable as a missing one: the health and drift checks still report
-            unavailable = DriverUnavailable("hung", "%s. Check dmesg for Xid errors and the driver's state; a reboot "
-                                            "may be needed" % exc)
+            unavailable = DriverUnavailable("hung", "%s; a reboot may be needed" % exc)
         if unavailable is None:
             raise
         if not tolerate_missing_driver:

@@ -45,9 +45,16 @@ options:
     description: The time stamped on new moves (ISO 8601, UTC).
     type: str
   origin:
-    description: Who decided the moves, recorded with them (C(failover.yml), C(drift check (automatic))).
+    description: Who decided the moves, recorded with them.
     type: str
     default: failover.yml
+  min_interval_s:
+    description:
+      - The automatic path (the scheduled drift check, C(gpu_stack_failover_auto)). Set, moves are decided at most
+        once per this many seconds, counted from the last automatic failover that moved something
+        (C(last_auto_at) in the record); moves that must wait are reported in RV(skipped). The record's moves say
+        C(by=drift check (automatic)).
+    type: int
 seealso:
   - module: ragops.gpu_stack.gpu_info
   - module: ragops.gpu_stack.gpu_plan
@@ -94,12 +101,16 @@ waiting:
   returned: always
   type: list
   elements: dict
+skipped:
+  description: With O(min_interval_s), why moves were not decided now (null when they were, or none were needed).
+  returned: always
+  type: str
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._failover import (
-    FailoverError, describe, failback, failover, normalise_record)
+    FailoverError, automatic, describe, failback, failover, normalise_record)
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._service_map import (
     MAP_ARGS, ServiceMapError, instance_views, validate_services)
 
@@ -108,7 +119,8 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(MAP_ARGS, gpu_info=dict(type="dict", required=True), record=dict(type="dict", default={}),
                            action=dict(type="str", choices=["failover", "failback"], default="failover"),
-                           now=dict(type="str"), origin=dict(type="str", default="failover.yml")),
+                           now=dict(type="str"), origin=dict(type="str", default="failover.yml"),
+                           min_interval_s=dict(type="int")),
         supports_check_mode=True,
     )
     p = module.params
@@ -121,12 +133,17 @@ def main():
         record = normalise_record(p["record"])
         if p["action"] == "failback":
             out = failback(views, p["gpu_info"], record, p["memory_limit_pct"])
-            module.exit_json(changed=False, record=record, changes=[], lines=[], **out)
-        out = failover(views, p["gpu_info"], p["reserved_gpus"], record, p["memory_limit_pct"], p["now"], p["origin"])
+            module.exit_json(changed=False, record=record, changes=[], lines=[], skipped=None, **out)
+        if p["min_interval_s"] is not None:
+            out = automatic(views, p["gpu_info"], p["reserved_gpus"], record, p["memory_limit_pct"], p["now"],
+                            p["min_interval_s"])
+        else:
+            out = failover(views, p["gpu_info"], p["reserved_gpus"], record, p["memory_limit_pct"], p["now"],
+                           p["origin"])
     except (ServiceMapError, FailoverError) as exc:
         module.fail_json(msg="failover: " + " | ".join(exc.errors), errors=exc.errors)
     module.exit_json(changed=False, record=out["record"], changes=out["changes"],
-                     lines=[describe(m) for m in out["changes"]], ready=[], waiting=[])
+                     lines=[describe(m) for m in out["changes"]], ready=[], waiting=[], skipped=out.get("skipped"))
 
 
 if __name__ == "__main__":

@@ -215,3 +215,19 @@ def test_records_from_elsewhere_are_refused_with_the_fix():
     with pytest.raises(fo.FailoverError) as exc:
         fo.normalise_record({"moves": "rag-whisper"})
     assert "restore it from a backup or remove it" in str(exc.value)
+
+
+def test_automatic_failover_moves_at_most_once_per_interval(machine):
+    m = machine()
+    m.fault("lost", gpu=0)
+    first = fo.automatic(views(), gi.gather(), RESERVED, None, 90, NOW, 3600)
+    assert moved(first) == {"rag-whisper": ("gpu", [5])} and first["skipped"] is None
+    assert first["record"]["last_auto_at"] == NOW and first["changes"][0]["by"] == "drift check (automatic)"
+    m.fault("ecc", gpu=4)
+    soon = fo.automatic(views(), gi.gather(), RESERVED, first["record"], 90, "2026-11-29T10:30:00Z", 3600)
+    assert soon["changes"] == [] and soon["record"] == first["record"]
+    assert soon["skipped"] == ("1 move(s) wait: the last automatic failover was at 2026-11-29T10:00:00Z, less than "
+                               "3600 s ago (gpu_stack_failover_auto_interval_s); run playbooks/failover.yml to move now")
+    later = fo.automatic(views(), gi.gather(), RESERVED, first["record"], 90, "2026-11-29T11:00:01Z", 3600)
+    assert moved(later) == {"rag-whisper": ("gpu", [5]), "rag-dots-ocr": ("gpu", [6])}
+    assert later["record"]["last_auto_at"] == "2026-11-29T11:00:01Z"
