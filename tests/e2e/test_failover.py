@@ -2,8 +2,10 @@
 """The guide's emergency procedures end to end on the shared converged node: health that reports
 whatever the state (a lost GPU, a hanging driver), failover.yml moving a single-GPU service and a
 tensor-parallel pair to reserved GPUs by UUID, site.yml keeping the moves (changed=0), the drift
-check's failover findings, the automatic path leaving services in their CPU mode or stopped when no
-GPU is left, and failback.yml putting everything back (drift exit 0). Every test leaves the node
+check's failover findings, each other fault kind named by the health check, the automatic path
+moving services to the reserve, their CPU mode or stopping them when no GPU is left, and
+failback.yml putting everything back (drift exit 0). Which GPUs each fault kind sends a service to
+is decided by the same code in tests/unit/plugins/module_utils/test_failover_plan.py. Every test leaves the node
 as site.yml made it, or marks it dirty (faults cleared, record removed) for the next test."""
 
 from __future__ import annotations
@@ -130,40 +132,64 @@ def test_lost_gpu_and_tensor_parallel_pair_fail_over_and_back(faulty, ansible):
     node.dirty = False
 
 
-def test_automatic_failover_cpu_fallback_and_stopped_services(faulty, ansible):
+def test_every_fault_kind_named_then_automatic_failover_to_gpu_cpu_and_stopped(faulty, ansible):
+    """One fault of each remaining kind under the services, and the reserve mostly bad: the health
+    check names each; the drift check's automatic failover puts Whisper on the one reserved GPU that
+    can still run a one-GPU service (its NVLink is down), the LLM in its CPU mode, and stops the
+    two services that have none."""
     node = faulty
-    for gpu in (0, 1, 2, 4, 5, 6, 7):
-        node.fault("ecc", gpu=gpu, count=2)
+    node.fault("fallen-off-bus", gpu=0)
+    node.fault("remap-failure", gpu=1)
+    node.fault("remap-pending", gpu=2)
+    node.fault("nvlink-down", gpu=3, link=4)
+    node.fault("overtemp", gpu=4)
+    node.fault("ecc", gpu=5, count=2)
+    node.fault("nvlink-down", gpu=6, link=0)
+    node.fault("xid", gpu=7, xid=94)
+    health = ansible(ROOT / "playbooks" / "health_check.yml", node.inventory)
+    assert health.rc != 0
+    fail = problems(health)
+    for named in ("service whisper (rag-whisper): DOWN: GPU 0 lost",
+                  "service embedding (rag-embedding-server): DOWN: GPU 1 failed: row remapping failed",
+                  "service llm (rag-llm-server): DOWN: GPU 2 failed: a row remap is pending",
+                  "GPU 3 failed: NVLink link(s) 4 down",
+                  "service ocr (rag-dots-ocr): DOWN: GPU 4 failed: temperature 91 C at or above the limit 83 C",
+                  "GPU 5 (", "uncorrectable ECC errors since boot", "Xid 94 (contained ECC error)"):
+        assert named in fail, (named, fail)
+
     run, report = drift(ansible, node, "-e", "gpu_stack_failover_auto=true")
     assert run.rc != 0
     action = report["hosts"][node.name]["failover_action"]
     assert len(action["moved"]) == 4 and action["skipped"] is None, action
-    assert "automatic failover moved: rag-whisper (whisper): GPU 0 -> CPU" in run.out
+    assert "automatic failover moved: rag-llm-server (llm): GPU 2,3 -> CPU" in run.out
     rec = record(node)
     assert rec["last_auto_at"] and {m["by"] for m in rec["moves"]} == {"drift check (automatic)"}
     assert dict((m["container_name"], m["mode"]) for m in rec["moves"]) == {
-        "rag-whisper": "cpu", "rag-embedding-server": "stopped", "rag-llm-server": "cpu", "rag-dots-ocr": "stopped"}
+        "rag-whisper": "gpu", "rag-embedding-server": "stopped", "rag-llm-server": "cpu", "rag-dots-ocr": "stopped"}
+    assert pinned(node, "rag-whisper") == [uuid_of(node, 6)]  # NVLink does not matter to one GPU
 
-    # CPU mode: no GPU request, the map's limits (capped at the host's CPUs), DEVICE=cpu; the
-    # others stopped, not removed
-    whisper = inspect(node, "rag-whisper")
-    assert pinned(node, "rag-whisper") == [] and whisper["HostConfig"]["Memory"] == 16 * 1024 ** 3
-    assert 0 < whisper["HostConfig"]["NanoCpus"] <= 8 * 10 ** 9
-    env = dict(e.split("=", 1) for e in whisper["Config"]["Env"])
+    # CPU mode: no GPU request, the map's limits (CPUs capped at the host's), DEVICE=cpu, the
+    # guide's image; the others stopped, not removed
+    llm = inspect(node, "rag-llm-server")
+    assert pinned(node, "rag-llm-server") == [] and llm["HostConfig"]["Memory"] == 64 * 1024 ** 3
+    assert 0 < llm["HostConfig"]["NanoCpus"] <= 16 * 10 ** 9
+    assert llm["Config"]["Image"] == "rag-llm-gptoss:1.0.0"
+    env = dict(e.split("=", 1) for e in llm["Config"]["Env"])
     assert (env["DEVICE"], env["CUDA_VISIBLE_DEVICES"], env["NVIDIA_VISIBLE_DEVICES"]) == ("cpu", "", "void")
-    assert inspect(node, "rag-llm-server")["Config"]["Image"] == "rag-llm-gptoss:1.0.0"
+    assert env["TENSOR_PARALLEL_SIZE"] == "1"
     assert inspect(node, "rag-dots-ocr")["State"]["Running"] is False
 
     health = ansible(ROOT / "playbooks" / "health_check.yml", node.inventory)
     assert health.rc != 0
-    assert health.out.count("cpu-fallback") >= 2 and "performance is much reduced" in health.out
+    assert "cpu-fallback" in health.out and "performance is much reduced" in health.out
+    assert "6 (failover from 0)" in health.out
     fail = problems(health)
     assert "service ocr (rag-dots-ocr): stopped by failover: no healthy GPU" in fail
-    assert "service whisper" not in fail and "service llm" not in fail  # healthy on CPU
+    assert "service whisper" not in fail and "service llm" not in fail  # healthy where they moved
 
     run, report = drift(ansible, node)  # while it is in force: its own findings, exit 2
-    types = sorted(set(f["type"] for f in report["findings"]))
-    assert run.rc != 0 and {"failover.cpu_fallback", "failover.stopped"} <= set(types), types
+    types = set(f["type"] for f in report["findings"])
+    assert run.rc != 0 and {"failover.active", "failover.cpu_fallback", "failover.stopped"} <= types, types
 
     node.clear_faults()
     back = ansible(ROOT / "playbooks" / "failback.yml", node.inventory)
