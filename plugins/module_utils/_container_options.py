@@ -27,8 +27,12 @@ from ansible_collections.ragops.gpu_stack.plugins.module_utils._common import LA
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._docker_client import DOCKER_CLIENT_ARGS
 
 MANAGED_BY = "ragops.gpu_stack.gpu_container"
-# Recorded on the container but not compared: a change elsewhere in the plan must not restart it.
-INFORMATIONAL_LABELS = (LABEL_PREFIX + "plan-hash",)
+# The plan entry's VRAM estimate in GB, for `docker inspect` and for a service that sizes itself
+# from it (the simulator's stand-ins).
+ESTIMATE_LABEL = LABEL_PREFIX + "vram-estimate-gb"
+# Recorded on the container but not compared: a change elsewhere in the plan must not restart it,
+# and adding one recreates nothing.
+INFORMATIONAL_LABELS = (LABEL_PREFIX + "plan-hash", ESTIMATE_LABEL)
 DEFAULT_SHM = 64 * 1024 * 1024  # Docker's own default for /dev/shm
 NS = 1000000000
 PORT_RE = re.compile(r"^(?:(?P<ip>\[[0-9a-fA-F:]+\]|[0-9.]+):)?(?P<host>\d+):(?P<cont>\d+)(?:/(?P<proto>tcp|udp|sctp))?$")

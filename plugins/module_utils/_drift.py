@@ -23,6 +23,7 @@ from ansible_collections.ragops.gpu_stack.plugins.module_utils._failover import 
     CPU_WARNING, FailoverError, describe, normalise_record)
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_container import host_index_findings
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_info import NvmlError, gather
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_load import LoadError, judge
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_plan import PlanError, build_plan
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._model_snapshot import inspect_snapshot
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._service_map import (
@@ -87,6 +88,8 @@ class DriftCheck(object):
         self.deployed = read_json(params["deployed_state_path"]) or {}
         self.record = None
         self.stopped = set()
+        self.info_notes = []
+        self.load_by_index = {}
 
     # -- GPUs -----------------------------------------------------------------------------------
 
@@ -243,7 +246,7 @@ class DriftCheck(object):
                 self.f.add(option.finding, obj, _show(desired[field]), _show(actual.get(field)), option.severity,
                            RERUN)
         self._unexpected(managed_ids, pinned)
-        self._foreign(managed_ids, pinned)
+        self.load(managed_ids)
 
     def _extra(self, wanted):
         """Containers with the collection's label that the map no longer has (a removed instance)."""
@@ -320,22 +323,36 @@ class DriftCheck(object):
                                "uses %s (pinned to %s)" % (", ".join(hit), ", ".join(sorted(set(pinned[u] for u in hit)))),
                                "critical", "stop it (docker rm -f %s); GPUs are the map's" % name)
 
-    def _foreign(self, managed_ids, pinned):
-        pids = set()
+    def load(self, managed_ids):
+        """GPU memory against the plan (what each GPU should hold) and processes that are not the
+        pinned service's: warnings; utilisation outside the target: capacity notes, not drift."""
+        if not self.plan or not self.plan.get("resolved") or not self.info:
+            return
+        names = {}
         for cid in managed_ids:
             info = _inspect(self.api, cid) or {}
-            if (info.get("State") or {}).get("Pid"):
-                pids.add(info["State"]["Pid"])
-        for g in (self.info or {}).get("gpus", []):
-            if g.get("uuid") not in pinned:
-                continue
-            for proc in g.get("processes") or []:
-                if proc["pid"] in pids or _in_container(proc["pid"], managed_ids):
-                    continue
-                self.f.add("gpu.foreign_process", "GPU %d (%s)" % (g["index"], g["uuid"]),
-                           "only service %s" % pinned[g["uuid"]],
-                           "pid %s (%s) uses %s MiB" % (proc["pid"], proc.get("name"), proc.get("used_mib")),
-                           "warning", "find and stop it (nvidia-smi; ps -p %s)" % proc["pid"])
+            names[cid] = (info.get("Name") or "").lstrip("/")
+        try:
+            verdict = judge(self.plan["services"], self.info, self.p["thresholds"], self.p["gpu_thresholds"], names)
+        except LoadError as exc:
+            self.f.add("gpu.thresholds", "gpu_stack_thresholds", "usable thresholds", "; ".join(exc.errors), "critical",
+                       "fix the thresholds in the inventory")
+            return
+        by_index = dict((g["index"], g) for g in verdict["gpus"])
+        self.load_by_index = by_index
+        for w in verdict["warnings"]:
+            g = by_index[w["gpu"]]
+            if w["kind"] == "gpu.memory":
+                expected = "%d MiB + %d MiB margin" % (g["expected_mib"], g["margin_mib"])
+                actual = "%d MiB" % g["used_mib"]
+                fix = ("find what holds it (nvidia-smi; the service's own settings such as GPU_MEMORY_UTILIZATION); "
+                       "raise the service's vram_estimate_gb or thresholds if the use is intended")
+            else:
+                expected = "only " + ", ".join(r["service"] for r in g["services"])
+                actual = w["message"].split(": ", 1)[1]
+                fix = "find and stop it (nvidia-smi; ps -p PID); the GPU is the map's"
+            self.f.add(w["kind"], "GPU %d (%s)" % (g["index"], g["uuid"]), expected, actual, "warning", fix)
+        self.info_notes += verdict["notes"]
 
     # -- driver stack ---------------------------------------------------------------------------
 
@@ -447,13 +464,18 @@ class DriftCheck(object):
         for i in items:
             by_kind[i["type"]] = by_kind.get(i["type"], 0) + 1
             by_sev[i["severity"]] = by_sev.get(i["severity"], 0) + 1
-        gpus = [{"index": g["index"], "uuid": g.get("uuid"), "status": g.get("status")}
-                for g in (self.info or {}).get("gpus", [])]
+        gpus = []
+        for g in (self.info or {}).get("gpus", []):
+            load = self.load_by_index.get(g["index"]) or {}
+            gpus.append({"index": g["index"], "uuid": g.get("uuid"), "status": g.get("status"),
+                         "memory_used_mib": (g.get("memory") or {}).get("used_mib"),
+                         "memory_expected_mib": load.get("expected_mib"),
+                         "utilization_pct": (g.get("utilization") or {}).get("gpu_pct")})
         return {"findings": items, "status": "drift" if items else "clean", "summary": {
             "total": len(items), "by_type": by_kind, "by_severity": by_sev}, "gpus": gpus,
             "driver_state": (self.info or {}).get("driver_state"),
             "plan_hash": (self.plan or {}).get("hash"), "deployed_plan_hash": self.deployed.get("plan_hash"),
-            "failover": [describe(m) for m in (self.record or {}).get("moves", [])]}
+            "failover": [describe(m) for m in (self.record or {}).get("moves", [])], "info": self.info_notes}
 
 
 def _show(value):
@@ -466,15 +488,6 @@ def _version_matches(got, want):
     if want.endswith("*"):
         return got.startswith(want[:-1])
     return got == want
-
-
-def _in_container(pid, container_ids):
-    try:
-        with open("/proc/%d/cgroup" % int(pid)) as fh:
-            text = fh.read()
-    except (IOError, OSError, ValueError):
-        return False
-    return any(cid in text for cid in container_ids)
 
 
 def run(params, api, run_command, host):

@@ -12,20 +12,64 @@ thresholds)`` adds ok / warn / fail with reasons per GPU and is pure (unit-teste
 from __future__ import annotations
 
 import ctypes
+import math
 import os
+import re
 
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._nvml import (
     MissingBinding, NvmlError, NvmlSession, NvmlTimeout, error_name, import_pynvml, run_isolated)
 
 MIB = 1024 * 1024
 
-# The guide's values ("Target Metrics", "Best Practices"; docs/allocation-guide.md).
+# The guide's values ("Target Metrics", "Best Practices"; docs/allocation-guide.md), and the margin
+# over a GPU's planned memory use before health and drift warn (docs/gpu-load.md).
 DEFAULT_THRESHOLDS = {
     "temperature_warn_c": 80,
     "temperature_limit_c": 83,
     "memory_alert_pct": 85,
+    "memory_margin_pct": 5,
     "utilization_target_pct": [70, 85],
 }
+# What a service (its `thresholds`) or one GPU (gpu_stack_gpu_thresholds) may set differently:
+# memory and utilisation are judged per GPU against what runs there; temperature is the board's.
+LOAD_THRESHOLDS = ("memory_alert_pct", "memory_margin_pct", "utilization_target_pct")
+CONTAINER_ID_RE = re.compile(r"[0-9a-f]{64}")
+
+
+def check_thresholds(value, where, keys=None):
+    """Every problem with a thresholds mapping, one message each naming `where`, the key, the bad
+    value and the fix (empty: valid). `keys` limits what may be set (default: every threshold)."""
+    keys = keys or tuple(DEFAULT_THRESHOLDS)
+    if not isinstance(value, dict):
+        return ["%s: %r is not a mapping; write e.g. {memory_alert_pct: 90}" % (where, value)]
+    errors = []
+    for key in sorted(value, key=str):
+        val = value[key]
+        if key not in keys:
+            errors.append("%s: unknown threshold %r; one of: %s" % (where, key, ", ".join(keys)))
+        elif key == "utilization_target_pct":
+            if not (isinstance(val, list) and len(val) == 2 and all(_pct(v) for v in val) and val[0] <= val[1]):
+                errors.append("%s: utilization_target_pct %r is not [low, high] percentages with low <= high; write "
+                              "e.g. [70, 85]" % (where, val))
+        elif key.endswith("_pct") and not _pct(val):
+            errors.append("%s: %s %r is not a percentage (0-100); write e.g. %s: %s"
+                          % (where, key, val, key, DEFAULT_THRESHOLDS[key]))
+        elif key.endswith("_c") and not (_number(val) and 0 < val < 150):
+            errors.append("%s: %s %r is not a temperature in C (1-149); write e.g. %s: %s"
+                          % (where, key, val, key, DEFAULT_THRESHOLDS[key]))
+    if not errors and value.get("temperature_warn_c", 0) > value.get("temperature_limit_c", 150):
+        errors.append("%s: temperature_warn_c %s is above temperature_limit_c %s; the warning comes first"
+                      % (where, value["temperature_warn_c"], value["temperature_limit_c"]))
+    return errors
+
+
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _pct(value):
+    return _number(value) and 0 <= value <= 100
+
 
 # nvmlClocksEventReason* bits (nvml.h).
 CLOCK_EVENT_REASONS = (
@@ -166,8 +210,19 @@ def _read_gpu(nv, index, handle):
         except nv.NVMLError:
             name = None
         used = getattr(p, "usedGpuMemory", None)
-        gpu["processes"].append({"pid": p.pid, "used_mib": used // MIB if used is not None else None, "name": name})
+        gpu["processes"].append({"pid": p.pid, "used_mib": used // MIB if used is not None else None, "name": name,
+                                 "container_id": container_of(p.pid)})
     return gpu
+
+
+def container_of(pid):
+    """The ID of the container a process runs in (the innermost in its cgroup path), or None."""
+    try:
+        with open("/proc/%d/cgroup" % int(pid)) as fh:
+            found = CONTAINER_ID_RE.findall(fh.read())
+    except (IOError, OSError, ValueError, TypeError):
+        return None
+    return found[-1] if found else None
 
 
 def _read_links(nv, r):
@@ -328,15 +383,18 @@ def _issues(g, th, nvswitch):
                         % (temp, th["temperature_limit_c"])))
         elif temp >= th["temperature_warn_c"]:
             out.append(("gpu.temperature", "warn", "temperature %d C at or above %d C" % (temp, th["temperature_warn_c"])))
+    # Memory and utilisation depend on what runs on the GPU: vLLM preallocates 90 % of its GPUs and a
+    # busy GPU runs near 100 %. They are judged against the plan (_gpu_load) by health and drift;
+    # here they are notes only.
     mem = g.get("memory") or {}
     if mem.get("used_pct", 0) >= th["memory_alert_pct"]:
-        out.append(("gpu.memory", "warn", "memory %.1f%% used, alert at %d%%" % (mem["used_pct"], th["memory_alert_pct"])))
+        notes.append("memory %.1f%% used (alert at %d%% unless a service preallocates it)"
+                     % (mem["used_pct"], th["memory_alert_pct"]))
     util = (g.get("utilization") or {}).get("gpu_pct")
     low, high = th["utilization_target_pct"]
-    if util is not None and util > high:
-        out.append(("gpu.utilization", "warn", "utilization %d%% above the %d-%d%% target" % (util, low, high)))
-    elif util is not None and util < low:
-        notes.append("utilization %d%% below the %d-%d%% target" % (util, low, high))
+    if util is not None and (util > high or util < low):
+        notes.append("utilization %d%% %s the %d-%d%% target (capacity, not health)"
+                     % (util, "above" if util > high else "below", low, high))
     ecc = g.get("ecc") or {}
     if ecc.get("uncorrected_volatile"):
         out.append(("gpu.ecc", "fail", "%d uncorrectable ECC errors since boot" % ecc["uncorrected_volatile"]))

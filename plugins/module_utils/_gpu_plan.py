@@ -14,11 +14,12 @@ import hashlib
 import json
 
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._common import LABEL_PREFIX, parse_size
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._container_options import ESTIMATE_LABEL
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._failover import (
     CPU_WARNING, apply_record, describe, normalise_record)
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_info import blocking_issues
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._service_map import (
-    ServiceMapError, instance_views, validate_services, who)
+    ServiceMapError, instance_views, preallocation, validate_services, who)
 
 PLAN_VERSION = 1
 CONTAINER_MODELS_PATH = "/models"
@@ -236,6 +237,27 @@ def container_args(entry):
     return dict((k, v) for k, v in args.items() if v is not None)
 
 
+def _expected_memory(view, entry, by_index):
+    """What the service is expected to hold on each of its GPUs (MiB by UUID) and why: the fraction
+    its preallocation variable asks for (vLLM's GPU_MEMORY_UTILIZATION) of each GPU, else its VRAM
+    estimate split over its GPUs."""
+    gpus = entry["gpus"]
+    env = entry["env"] or {}
+    var = view["preallocation_env"]
+    fraction = preallocation(env[var]) if var in env else None
+    out = {"per_gpu_mib": {}, "preallocated": bool(fraction and gpus), "basis": None}
+    if not gpus:
+        return out
+    estimate = float(entry["vram_estimate_gb"])
+    for g in gpus:
+        total = ((by_index.get(g["index"]) or {}).get("memory") or {}).get("total_mib")
+        out["per_gpu_mib"][g["uuid"]] = int(total * fraction) if fraction and total else \
+            int(round(estimate * 1024 / len(gpus)))
+    out["basis"] = ("%s=%s of each GPU" % (var, env[var]) if fraction
+                    else "vram_estimate_gb %g over %d GPU%s" % (estimate, len(gpus), "s" if len(gpus) > 1 else ""))
+    return out
+
+
 def _digest(data):
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
 
@@ -392,12 +414,15 @@ def build_plan(services, gpu_info=None, overrides=None, common_env=None, bind_ad
     plan["hash"] = _digest({"services": [_hashed(s) for s in resolved_services], "reserved": plan["reserved_gpus"]})
     for entry, view in views_by_entry:
         entry["labels"][LABEL_PREFIX + "plan-hash"] = plan["hash"]
+        entry["labels"][ESTIMATE_LABEL] = "%g" % float(entry["vram_estimate_gb"])
         entry["container"] = container_args(entry)
         # After hashing: derived from what is hashed, so adding them recreates nothing on upgrade.
         entry["instance"] = view["instance"]
         entry["behind_load_balancer"] = view["name"] in balanced
         entry["backend_port"] = view["backend_port"] if entry["behind_load_balancer"] else None
         entry["failover"] = _move_summary(view.get("failover"))
+        entry["thresholds"] = dict(view["thresholds"])
+        entry["gpu_memory"] = _expected_memory(view, entry, by_index)
     plan["service_label"] = SERVICE_LABEL
     plan["load_balancer"] = _load_balancer(normalised, views_by_entry, balanced, load_balancer)
     plan["disabled_services"] = [{"name": v["name"], "container_name": v["container_name"]}

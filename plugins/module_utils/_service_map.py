@@ -21,6 +21,7 @@ import re
 
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._common import REVISION_RE, UUID_RE, parse_size
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._container_options import HEALTHCHECK_TIMING
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_info import LOAD_THRESHOLDS, check_thresholds
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 CONTAINER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
@@ -120,6 +121,14 @@ FIELDS = (
           "(the plan sets `DEVICE=cpu`, `CUDA_VISIBLE_DEVICES=\"\"`, no GPU request), `image` (defaults to the "
           "service's), and the container's `cpus` and `memory` limits. Without it such a service is stopped. "
           "Much slower than on a GPU.", example={"env": {"DEVICE": "cpu"}, "cpus": 8, "memory": "32g"}),
+    Field("preallocation_env", "str", "The environment variable whose value, a fraction in (0, 1], is the share of "
+          "each of its GPUs' memory the service takes at start (vLLM's `GPU_MEMORY_UTILIZATION`, the default). "
+          "When the service's environment sets it, health and drift expect that use on each of its GPUs; otherwise "
+          "its VRAM estimate split over its GPUs (docs/gpu-load.md).", default="GPU_MEMORY_UTILIZATION"),
+    Field("thresholds", "dict", "The service's own memory and utilisation thresholds on its GPUs, over "
+          "`gpu_stack_thresholds` (keys " + ", ".join("`%s`" % k for k in LOAD_THRESHOLDS) + "); "
+          "`gpu_stack_gpu_thresholds` per GPU index wins over both.", default={},
+          example={"memory_margin_pct": 8}),
     Field("instances", "list", "More instances of the service (horizontal scaling), each a mapping with the keys of "
           "the instance table below. They share the service's model, health path and client port; the load balancer "
           "(`gpu_stack_load_balancer`) spreads requests over all of them.", default=[],
@@ -197,6 +206,15 @@ class _Checker(object):
         """err(field, message) for one service, or one of its instances."""
         who = "service '%s'" % service + (": instance '%s'" % instance if instance else "")
         return lambda field, message: self.errors.append("%s: field '%s': %s" % (who, field, message))
+
+
+def preallocation(value):
+    """The fraction of GPU memory an environment value such as GPU_MEMORY_UTILIZATION=0.9 asks for, or None."""
+    try:
+        fraction = float(str(value).strip())
+    except ValueError:
+        return None
+    return fraction if 0 < fraction <= 1 else None
 
 
 def _check_image(err, image):
@@ -399,6 +417,21 @@ def _check_entry(chk, entry, index):
         _check_instances(chk, name, entry["instances"], device)
     if entry.get("cpu_fallback") is not None:
         _check_cpu_fallback(chk.scoped(name), entry["cpu_fallback"])
+    if "thresholds" in entry:
+        for message in check_thresholds(entry["thresholds"], "service '%s': field 'thresholds'" % name, LOAD_THRESHOLDS):
+            chk.errors.append(message)
+    prealloc = entry.get("preallocation_env", "GPU_MEMORY_UTILIZATION")
+    if not isinstance(prealloc, str) or not ENV_NAME_RE.match(prealloc):
+        chk.err(name, "preallocation_env", "%r is not an environment variable name; write e.g. "
+                "preallocation_env: GPU_MEMORY_UTILIZATION" % (prealloc,))
+    else:
+        instances = [("instances[%d].env" % i, inst.get("env"))
+                     for i, inst in enumerate(entry.get("instances") or []) if isinstance(inst, dict)]
+        envs = [("env", entry.get("env"))] + instances
+        for field, env in envs:
+            if isinstance(env, dict) and prealloc in env and preallocation(env[prealloc]) is None:
+                chk.err(name, field, "%s=%r is not a fraction of GPU memory in (0, 1]; write e.g. %s: \"0.9\""
+                        % (prealloc, env[prealloc], prealloc))
     if "vram_estimate_gb" in entry:
         value = entry["vram_estimate_gb"]
         if not _is_number(value) or value < 0:

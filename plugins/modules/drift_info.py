@@ -34,6 +34,10 @@ options:
     description: GPU health thresholds, C(gpu_stack_thresholds).
     type: dict
     default: {}
+  gpu_thresholds:
+    description: Memory and utilisation thresholds per GPU index, C(gpu_stack_gpu_thresholds) (docs/gpu-load.md).
+    type: dict
+    default: {}
   image_sources:
     description: C(gpu_stack_image_sources); a source's C(id) is the image ID containers must run.
     type: dict
@@ -159,7 +163,8 @@ summary:
   returned: always
   type: dict
 gpus:
-  description: Per GPU, C(index), C(uuid), C(status).
+  description: Per GPU, C(index), C(uuid), C(status), C(memory_used_mib), C(memory_expected_mib) (what the plan expects it
+    to hold) and C(utilization_pct).
   returned: always
   type: list
   elements: dict
@@ -175,6 +180,18 @@ deployed_plan_hash:
   description: Hash of the plan deployed last.
   returned: always
   type: str
+failover:
+  description: The moves of the host's failover record, one line each.
+  returned: always
+  type: list
+  elements: str
+info:
+  description:
+    - Capacity notes, not drift - a GPU whose utilisation is outside C(utilization_target_pct), naming the GPU and the
+      figure.
+  returned: always
+  type: list
+  elements: str
 """
 
 import copy
@@ -193,6 +210,7 @@ def main():
     argument_spec = dict(
         MAP_ARGS,
         thresholds=dict(type="dict", default={}),
+        gpu_thresholds=dict(type="dict", default={}),
         image_sources=dict(type="dict", default={}),
         packages=dict(type="dict", default={}),
         holds=dict(type="list", elements="str", default=[]),

@@ -42,11 +42,19 @@ options:
         type: int
         default: 83
       memory_alert_pct:
-        description: Memory use (percent) at which a GPU is C(warn).
+        description:
+          - Memory use (percent) worth a note here. Whether it is a warning depends on what runs on the GPU (a vLLM
+            service preallocates 90 %); the health check and the drift check judge it against the plan.
         type: int
         default: 85
+      memory_margin_pct:
+        description:
+          - Percent of a GPU's memory its use may exceed the plan's expectation by before the health check and the
+            drift check warn. Not used here.
+        type: int
+        default: 5
       utilization_target_pct:
-        description: Utilisation target range; above it is C(warn), below it a note.
+        description: Utilisation target range; outside it is a note (capacity, not health).
         type: list
         elements: int
         default: [70, 85]
@@ -217,7 +225,8 @@ gpus:
       type: list
       elements: int
     processes:
-      description: Running compute processes, C(pid), C(used_mib), C(name).
+      description: Running compute processes, C(pid), C(used_mib), C(name), and C(container_id) (the container it runs
+        in, from its cgroup; null outside a container).
       type: list
       elements: dict
     status:
@@ -228,13 +237,13 @@ gpus:
       type: list
       elements: str
     issues:
-      description: The reasons as C(kind) (C(gpu.lost), C(gpu.temperature), C(gpu.memory), C(gpu.ecc), C(gpu.row_remap),
-        C(gpu.slowdown), C(gpu.nvlink), C(gpu.persistence), C(gpu.mig), C(gpu.utilization)), C(severity) (fail or warn)
+      description: The reasons as C(kind) (C(gpu.lost), C(gpu.temperature), C(gpu.ecc), C(gpu.row_remap),
+        C(gpu.slowdown), C(gpu.nvlink), C(gpu.persistence), C(gpu.mig), C(gpu.xid)), C(severity) (fail or warn)
         and C(message).
       type: list
       elements: dict
     notes:
-      description: Informational observations (utilisation below target).
+      description: Informational observations (memory over the alert, utilisation outside the target, application Xids).
       type: list
       elements: str
 health:
@@ -257,6 +266,7 @@ def main():
                 temperature_warn_c=dict(type="int", default=80),
                 temperature_limit_c=dict(type="int", default=83),
                 memory_alert_pct=dict(type="int", default=85),
+                memory_margin_pct=dict(type="int", default=5),
                 utilization_target_pct=dict(type="list", elements="int", default=[70, 85]),
             )),
             timeout=dict(type="int", default=15),

@@ -51,6 +51,18 @@ options:
         RV(errors), for the health check, which shows each service even when the map cannot be deployed as it is.
     type: bool
     default: true
+  thresholds:
+    description:
+      - C(gpu_stack_thresholds), checked here (types and ranges) so that a bad value stops the run before anything on
+        the host changes; the health and drift checks use them.
+    type: dict
+    default: {}
+  gpu_thresholds:
+    description:
+      - C(gpu_stack_gpu_thresholds) - per GPU index, the memory and utilisation thresholds of that GPU (over the
+        service's and C(gpu_stack_thresholds)). Checked here like O(thresholds).
+    type: dict
+    default: {}
 seealso:
   - module: ragops.gpu_stack.gpu_failover
   - module: ragops.gpu_stack.gpu_info
@@ -175,6 +187,7 @@ errors:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._failover import FailoverError
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_load import check as check_thresholds
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_plan import SERVICE_LABEL, PlanError, build_plan
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._service_map import MAP_ARGS
 
@@ -182,10 +195,15 @@ from ansible_collections.ragops.gpu_stack.plugins.module_utils._service_map impo
 def main():
     module = AnsibleModule(
         argument_spec=dict(MAP_ARGS, gpu_info=dict(type="dict"), failover=dict(type="dict", default={}),
-                           strict=dict(type="bool", default=True)),
+                           strict=dict(type="bool", default=True), thresholds=dict(type="dict", default={}),
+                           gpu_thresholds=dict(type="dict", default={})),
         supports_check_mode=True,
     )
     p = module.params
+    bad = check_thresholds(p["thresholds"], p["gpu_thresholds"])
+    if bad:
+        module.fail_json(msg="the GPU thresholds cannot be used: " + " | ".join(bad), errors=bad,
+                         service_label=SERVICE_LABEL)
     try:
         result = build_plan(p["services"], gpu_info=p["gpu_info"], overrides=p["overrides"],
                             common_env=p["common_env"], bind_address=p["bind_address"],

@@ -17,6 +17,7 @@ KINDS = {
     "nvlink-down": "an NVLink link goes inactive (--link N, default 0)",
     "memory-full": "memory nearly full (--pct P, default 97)",
     "foreign-process": "a process nobody deployed uses the GPU (--pid, --used-mib)",
+    "overuse": "the service's process on the GPU holds --used-mib more than it allocated (a leak)",
     "board-replaced": "the board at this index was replaced: new UUID and serial",
     "absent": "the GPU is gone from enumeration (after a reboot with a dead board): indices shift",
     "hang": "nvmlInit hangs (--delay-ms N, default 60000), as with a sick driver (machine-wide; --gpu ignored)",
@@ -74,6 +75,9 @@ def apply(machine: dict, kind: str, gpu: int | None = None, xid: int = 48, count
         g["memory"]["used_mib"] = g["memory"]["total_mib"] * pct // 100
     elif kind == "foreign-process":
         g.setdefault("processes", []).append({"pid": pid, "used_mib": used_mib, "name": name})
+    elif kind == "overuse":
+        g["process_extra_mib"] = g.get("process_extra_mib", 0) + used_mib
+        label += f" +{used_mib} MiB"
     elif kind == "board-replaced":
         g["uuid"] = "GPU-" + str(uuid.uuid4())
         g["serial"] = "%013d" % (uuid.uuid4().int % 10 ** 13)

@@ -15,6 +15,14 @@ up the way the real service needs it:
 
 The body says why when unhealthy. `rag_standin.py --probe` is the image's HEALTHCHECK command.
 
+On its GPUs it uses what the real service would, visible through NVML inside and outside the
+container (the simulated driver reads /run/gpu-sim/processes.d/service.json): once its model is
+staged, a service with GPU_MEMORY_UTILIZATION (vLLM) takes that fraction of each GPU's memory, any
+other its map's VRAM estimate split over its GPUs (the container's
+`io.ragops.gpu-stack.vram-estimate-gb` label), else a 512 MiB CUDA context. Utilisation follows the
+requests it serves: each request costs REQUEST_GPU_MS of GPU time, averaged over about two seconds,
+so a load makes it rise and idling lets it fall. DEVICE=cpu uses no GPU.
+
 Each kind also answers one small request endpoint with a fixed-shape result (see ENDPOINTS), and
 every response, /health included, says which instance served it: the `X-Served-By` header and
 `served_by` in the JSON body carry RAG_INSTANCE (the container name, which the plan sets for
@@ -36,6 +44,12 @@ PORT = int(os.environ.get("PORT", "8000"))
 KIND = os.environ.get("RAG_SERVICE_KIND", "service")
 INSTANCE = os.environ.get("RAG_INSTANCE") or socket.gethostname()
 MACHINE_VIEW = "/etc/gpu-sim/machine.json"
+CONTAINER_VIEW = "/etc/gpu-sim/container.json"  # the container's labels, from the toolkit hook
+USAGE_FILE = "/run/gpu-sim/processes.d/service.json"
+ESTIMATE_LABEL = "io.ragops.gpu-stack.vram-estimate-gb"  # the collection's label (its _container_options)
+CONTEXT_MIB = 512  # a CUDA context, before the model is loaded
+REQUEST_GPU_MS = 20  # GPU time one request costs: 50 requests/s keep a GPU busy
+TICK_S = 0.5
 EMBEDDING_DIM = 384  # all-MiniLM-L6-v2's
 STOPPING = threading.Event()
 
@@ -79,6 +93,96 @@ ENDPOINTS = {
     "whisper": ("/v1/audio/transcriptions", transcription),
     "ocr": ("/v1/ocr", ocr),
 }
+
+
+class GpuLoad(object):
+    """What this service allocates on its GPUs and how busy it keeps them (see the module doc)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.requests = 0
+        self.util = 0.0
+        self.allocated = None  # uuid -> MiB, once the model is loaded
+
+    def served(self):
+        with self.lock:
+            self.requests += 1
+
+    def plan(self, env):
+        lib = ctypes.CDLL("libnvidia-ml.so.1")
+        if lib.nvmlInit_v2() != 0:
+            return None
+        sizes = {}
+        try:
+            n = ctypes.c_uint()
+            if lib.nvmlDeviceGetCount_v2(ctypes.byref(n)) != 0:
+                return None
+            for i in range(n.value):
+                h = ctypes.c_void_p()
+                buf = ctypes.create_string_buffer(96)
+                mem = (ctypes.c_ulonglong * 3)()  # nvmlMemory_t: total, free, used
+                if lib.nvmlDeviceGetHandleByIndex_v2(ctypes.c_uint(i), ctypes.byref(h)) == 0 and \
+                        lib.nvmlDeviceGetUUID(h, buf, ctypes.c_uint(96)) == 0 and \
+                        lib.nvmlDeviceGetMemoryInfo(h, ctypes.byref(mem)) == 0:
+                    sizes[buf.value.decode()] = mem[0] // (1024 * 1024)
+        finally:
+            lib.nvmlShutdown()
+        if not sizes:
+            return None
+        try:
+            fraction = float(env.get("GPU_MEMORY_UTILIZATION") or 0)
+        except ValueError:
+            fraction = 0
+        try:
+            with open(CONTAINER_VIEW, encoding="utf-8") as fh:
+                estimate = float(json.load(fh).get("labels", {}).get(ESTIMATE_LABEL) or 0)
+        except (OSError, ValueError):
+            estimate = 0
+        if 0 < fraction <= 1:
+            return dict((u, int(total * fraction)) for u, total in sizes.items())
+        if estimate > 0:
+            return dict((u, int(estimate * 1024 / len(sizes))) for u in sizes)
+        return dict((u, CONTEXT_MIB) for u in sizes)
+
+    def write(self):
+        usage = dict((u, {"used_mib": mib, "utilization_gpu": int(round(self.util)),
+                          "utilization_memory": int(round(self.util * 0.6))})
+                     for u, mib in self.allocated.items())
+        doc = {"pid": os.getpid(), "name": "python3", "gpus": sorted(self.allocated), "usage": usage}
+        os.makedirs(os.path.dirname(USAGE_FILE), exist_ok=True)
+        tmp = USAGE_FILE + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh)
+        os.replace(tmp, USAGE_FILE)
+
+    def run(self):
+        env = dict(os.environ)
+        if env.get("DEVICE", "").lower() == "cpu":
+            return
+        written = None
+        while not STOPPING.is_set():
+            if self.allocated is None and not model_problems(env)[0]:
+                try:
+                    self.allocated = self.plan(env)
+                except OSError:
+                    return  # no driver library: no GPU
+            with self.lock:
+                count, self.requests = self.requests, 0
+            busy = min(100.0, count * REQUEST_GPU_MS / (TICK_S * 10.0))
+            self.util = 0.7 * self.util + 0.3 * busy
+            if self.util < 0.5:
+                self.util = 0.0
+            state = (int(round(self.util)), bool(self.allocated))
+            if self.allocated and state != written:
+                try:
+                    self.write()
+                    written = state
+                except OSError:
+                    return  # a read-only filesystem: nothing to show
+            STOPPING.wait(TICK_S)
+
+
+LOAD = GpuLoad()
 
 
 def nvml_count():
@@ -243,6 +347,7 @@ class Handler(BaseHTTPRequestHandler):
             except ValueError:
                 self._send(400, {"error": "the body is not JSON"})
                 return
+            LOAD.served()
             self._send(200, handler(req if isinstance(req, dict) else {}))
         else:
             self._send(404, {"error": "not found"})
@@ -286,6 +391,7 @@ if __name__ == "__main__":
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
+    threading.Thread(target=LOAD.run, daemon=True).start()
     server.serve_forever()
     server.server_close()
     print("stopped: the requests in flight were answered", flush=True)

@@ -106,6 +106,7 @@ struct nvmlDevice_st {
     int nprocs;
     sim_proc procs[MAX_PROCS];
     int explicit_used;
+    unsigned long long proc_extra; /* "process_extra_mib": a runtime process holds this much more */
     unsigned int pcie_gen, pcie_width, pcie_gen_max, pcie_width_max;
 };
 
@@ -277,6 +278,7 @@ static void load_gpu(struct nvmlDevice_st *d, int slot, const simjson *g)
     if (d->mem_used + d->mem_reserved > d->mem_total)
         d->mem_used = d->mem_total - d->mem_reserved;
 
+    d->proc_extra = (unsigned long long)simjson_int(simjson_get(g, "process_extra_mib"), 0) * MIB;
     d->util_gpu = (unsigned int)simjson_int(simjson_path(g, "utilization.gpu"), 0);
     d->util_mem = (unsigned int)simjson_int(simjson_path(g, "utilization.memory"), 0);
     d->temp_gpu = (unsigned int)simjson_int(simjson_get(temp, "gpu_c"), 32);
@@ -367,9 +369,39 @@ static int kernel_module_check(const simjson *root, char *why, size_t whylen)
 }
 
 /* Processes started by containers: the stand-in container hook drops one JSON file per container
- * ({"pid": N, "name": "...", "gpus": ["GPU-..."], "used_mib": M}) into the fixture's
- * runtime_processes_dir. Files whose process has exited are ignored, so a stopped container
- * disappears from the GPU's process list as it would on a real driver. */
+ * ({"pid": N, "name": "...", "gpus": ["GPU-..."], "used_mib": M, "usage_file": "..."}) into the
+ * fixture's runtime_processes_dir. Files whose process has exited are ignored, so a stopped container
+ * disappears from the GPU's process list as it would on a real driver.
+ *
+ * What the process uses on each GPU is its "usage" map ({"GPU-...": {"used_mib": M,
+ * "utilization_gpu": U}}), read from the file itself or from "usage_file" (written by the stand-in
+ * service inside the container, so it allocates and loads its GPUs as the real service would); a
+ * GPU the map does not name gets "used_mib" (default 512 MiB, a CUDA context). Utilisation of a
+ * device is the fixture's plus its processes', at most 100 %. */
+static void add_runtime_process(struct nvmlDevice_st *d, unsigned int pid, const simjson *doc, const simjson *usage)
+{
+    const simjson *mine = simjson_get(usage, d->uuid);
+    sim_proc *sp;
+    unsigned int util;
+    if (d->nprocs >= MAX_PROCS)
+        return;
+    sp = &d->procs[d->nprocs++];
+    sp->pid = pid;
+    sp->used = (unsigned long long)simjson_int(mine ? simjson_get(mine, "used_mib") : NULL,
+                                               simjson_int(simjson_get(doc, "used_mib"), 512)) * MIB;
+    sp->used += d->proc_extra;
+    copy_str(sp->name, sizeof(sp->name), simjson_str(simjson_get(doc, "name"), "unknown"));
+    if (!d->explicit_used) {
+        d->mem_used += sp->used;
+        if (d->mem_used + d->mem_reserved > d->mem_total)
+            d->mem_used = d->mem_total - d->mem_reserved;
+    }
+    util = (unsigned int)simjson_int(mine ? simjson_get(mine, "utilization_gpu") : NULL, 0);
+    d->util_gpu = d->util_gpu + util > 100 ? 100 : d->util_gpu + util;
+    util = (unsigned int)simjson_int(mine ? simjson_get(mine, "utilization_memory") : NULL, 0);
+    d->util_mem = d->util_mem + util > 100 ? 100 : d->util_mem + util;
+}
+
 static void load_runtime_processes(const simjson *root)
 {
     const char *dir = simjson_str(simjson_get(root, "runtime_processes_dir"), NULL);
@@ -379,7 +411,9 @@ static void load_runtime_processes(const simjson *root)
         return;
     while ((de = readdir(dh)) != NULL) {
         char path[512], procpath[64], err[128];
-        simjson *doc, *g;
+        simjson *doc, *g, *ufile = NULL;
+        const simjson *usage;
+        const char *upath;
         struct stat st;
         unsigned int pid;
         size_t n = strlen(de->d_name);
@@ -393,20 +427,18 @@ static void load_runtime_processes(const simjson *root)
         snprintf(procpath, sizeof(procpath), "/proc/%u", pid);
         if (pid && stat(procpath, &st) == 0) {
             const simjson *gpus = simjson_get(doc, "gpus");
+            upath = simjson_str(simjson_get(doc, "usage_file"), NULL);
+            if (upath)
+                ufile = simjson_parse_file(upath, err, sizeof(err));
+            usage = simjson_get(ufile ? ufile : doc, "usage");
             for (g = gpus ? gpus->child : NULL; g; g = g->next) {
                 int s;
-                for (s = 0; s < g_ndevs; s++) {
-                    struct nvmlDevice_st *d = &g_devs[s];
-                    if (g->type == SJ_STR && strcmp(d->uuid, g->str) == 0 && d->nprocs < MAX_PROCS) {
-                        sim_proc *sp = &d->procs[d->nprocs++];
-                        sp->pid = pid;
-                        sp->used = (unsigned long long)simjson_int(simjson_get(doc, "used_mib"), 512) * MIB;
-                        copy_str(sp->name, sizeof(sp->name), simjson_str(simjson_get(doc, "name"), "unknown"));
-                        if (!d->explicit_used && d->mem_used + sp->used + d->mem_reserved <= d->mem_total)
-                            d->mem_used += sp->used;
-                    }
-                }
+                for (s = 0; s < g_ndevs; s++)
+                    if (g->type == SJ_STR && strcmp(g_devs[s].uuid, g->str) == 0)
+                        add_runtime_process(&g_devs[s], pid, doc, usage);
             }
+            if (ufile)
+                simjson_free(ufile);
         }
         simjson_free(doc);
     }

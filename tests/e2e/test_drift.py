@@ -184,6 +184,82 @@ def test_lost_gpu_and_over_temperature(converged_node, drift):
     assert 'ragops_gpu_stack_gpu_health{host="gpu-test-01",gpu="1",' in prom
 
 
+def gpu_rows(text, node):
+    """The health check's GPU table: index -> its cells."""
+    table = text[text.index("GPUs on %s" % node):].split("msg: |-", 1)[1].split("TASK [", 1)[0]
+    rows = [line.split() for line in table.strip().splitlines()[1:] if line.strip()[:1].isdigit()]
+    return dict((int(r[0]), r) for r in rows)
+
+
+def nvml_memory(node):
+    """MiB used per GPU through NVML on the node, and the processes inside the LLM container."""
+    out = node.sh("nvidia-smi --query-gpu=index,memory.used,utilization.gpu --format=csv,noheader,nounits").stdout
+    used = dict((int(i), (int(m), int(u))) for i, m, u in (line.split(", ") for line in out.splitlines()))
+    inside = node.sh("docker exec rag-llm-server nvidia-smi").stdout
+    return used, inside
+
+
+def test_gpu_memory_and_utilisation_are_judged_against_the_plan(converged, drift, ansible):
+    """vLLM's 90 % preallocation and a busy LLM are neither unhealthy nor drift; a leak over the
+    preallocation and a foreign process are warnings naming the GPU, the process or service, used
+    and expected."""
+    node = converged
+    used, inside = nvml_memory(node)
+    assert {i: m for i, (m, _u) in used.items()} == {0: 15360, 1: 20480, 2: 73728, 3: 73728, 4: 25600, 5: 0, 6: 0,
+                                                     7: 0}, used
+    assert inside.count("73728MiB /  81920MiB") == 2 and inside.count(" python3 ") == 2, inside
+
+    # a bounded load on the LLM (loopback, 200 requests/s for at most 60 s: four times what keeps a
+    # stand-in's GPUs busy): utilisation rises on GPUs 2-3, health and drift stay clean
+    node.sh("rm -f /tmp/gpu-load.stop")
+    load = subprocess.Popen(["docker", "exec", "-i", node.name, "python3", "-", "http://127.0.0.1:8003/v1/completions",
+                             "--concurrency", "4", "--rate", "200", "--requests", "12000", "--duration", "60",
+                             "--stop-file", "/tmp/gpu-load.stop"],
+                            stdin=(ROOT / "scripts" / "rag-load").open("rb"), stdout=subprocess.PIPE, text=True)
+    try:
+        node.sh("for i in $(seq 30); do nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits -i 2 "
+                "| grep -qx 100 && exit 0; sleep 1; done; exit 1")
+        health = ansible(ROOT / "playbooks" / "health_check.yml", node.inventory)
+        rc, report, out = drift()
+    finally:
+        node.sh("touch /tmp/gpu-load.stop")
+        stats = json.loads(load.communicate(timeout=120)[0])
+    assert stats["ok"] > 100 and stats["failed"] == 0, stats
+    assert health.rc == 0, health
+    rows = gpu_rows(health.out, node.name)
+    # GPU  TEMP  MEMORY MiB used/expected  UTIL  SERVICE  PROCS  STATUS
+    assert rows[2][3:] == ["73728/73728", "of", "81920", "100", "%", "HIGH", "llm", "1", "OK"], rows[2]
+    assert rows[3][6:9] == ["100", "%", "HIGH"] and rows[0][6:9] == ["0", "%", "low"], rows
+    said = " ".join(health.out.split())  # the callback wraps long lines
+    assert "GPU 2 (%s): utilization 100%% above the 70-85%% target (capacity" % report["hosts"][node.name]["gpus"][2]["uuid"] \
+        in said
+    assert rc == 0, json.dumps(report["findings"], indent=1)
+    info = report["hosts"][node.name]["info"]
+    assert [line.split(":")[0][:5] for line in info if "100% above" in line] == ["GPU 2", "GPU 3"], info
+
+    # a foreign process on GPU 1, the LLM holding 6 GiB over its preallocation on GPU 2
+    node.fault("foreign-process", gpu=1, pid=31337, used_mib=3000)
+    node.fault("overuse", gpu=2, used_mib=6144)
+    try:
+        rc, report, out = drift()
+        health = ansible(ROOT / "playbooks" / "health_check.yml", node.inventory)
+    finally:
+        node.clear_faults()
+    assert rc == 2
+    found = dict((f["type"], f) for f in report["findings"])
+    assert sorted(found) == ["gpu.foreign_process", "gpu.memory"], report["findings"]
+    assert found["gpu.memory"]["object"].startswith("GPU 2 (GPU-")
+    assert (found["gpu.memory"]["expected"], found["gpu.memory"]["actual"]) == ("73728 MiB + 4096 MiB margin", "79872 MiB")
+    assert found["gpu.foreign_process"]["object"].startswith("GPU 1 (GPU-")
+    assert "pid 31337 (python3, not in a container) 3000 MiB; only embedding (rag-embedding-server)" in \
+        found["gpu.foreign_process"]["actual"]
+    assert health.rc == 0, health  # warnings, not failures
+    rows = gpu_rows(health.out, node.name)
+    assert (rows[1][3], rows[1][-1], rows[2][3], rows[2][-1]) == ("23480/20480", "WARN", "79872/73728", "WARN"), rows
+    assert "memory 79872 MiB used, expected 73728 MiB (llm (rag-llm-server) 73728 MiB: GPU_MEMORY_UTILIZATION=0.9 " \
+           "of each GPU)" in " ".join(health.out.split())
+
+
 def test_site_reconverges_and_the_check_is_clean_again(converged_node, drift, ansible):
     converged_node.sh("docker rmi rag-embedding-server:latest >/dev/null 2>&1 || true")
     run = ansible(ROOT / "site.yml", converged_node.inventory)

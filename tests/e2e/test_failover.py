@@ -178,6 +178,12 @@ def test_every_fault_kind_named_then_automatic_failover_to_gpu_cpu_and_stopped(f
     assert (env["DEVICE"], env["CUDA_VISIBLE_DEVICES"], env["NVIDIA_VISIBLE_DEVICES"]) == ("cpu", "", "void")
     assert env["TENSOR_PARALLEL_SIZE"] == "1"
     assert inspect(node, "rag-dots-ocr")["State"]["Running"] is False
+    # through NVML: the LLM in its CPU mode and the stopped services hold no GPU memory; Whisper's
+    # estimate moved with it to GPU 6
+    mem = node.sh("for i in 1 2 3 4 6; do nvidia-smi -i $i --query-gpu=index,memory.used --format=csv,noheader,"
+                  "nounits; done").stdout
+    assert [line.split(", ") for line in mem.splitlines()] == [["1", "0"], ["2", "0"], ["3", "0"], ["4", "0"],
+                                                               ["6", "15360"]], mem
 
     health = ansible(ROOT / "playbooks" / "health_check.yml", node.inventory)
     assert health.rc != 0

@@ -204,10 +204,9 @@ def test_scale_out_under_load_rolling_kill_and_back(converged, ansible):
     assert sorted(container_ids(node)) == ["rag-dots-ocr", "rag-embedding-server", "rag-llm-server", "rag-whisper"]
     assert node.sh("dpkg-query -W haproxy", check=False).returncode != 0
     assert guide_health_loop(node) == {"8001": "200", "8002": "200", "8003": "200", "8004": "200"}
+    # the host is what site.yml makes of the plain map (a rerun's changed=0 there is test_site's)
     checked, types = drift(ansible, node)
     assert checked.rc == 0 and types == [], (types, checked)
-    rerun = ansible(ROOT / "site.yml", node.inventory)
-    assert rerun.rc == 0 and rerun.recap(node.name)["changed"] == 0, rerun
     node.dirty = False
 
 

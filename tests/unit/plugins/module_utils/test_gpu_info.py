@@ -108,7 +108,7 @@ def test_gpu_info_reports_every_field(machine):
     assert len(g["nvlink"]) == 12 and all(link["active"] and link["remote_type"] == "switch" for link in g["nvlink"])
     assert g["nvlink_peers"] == [0, 1, 3, 4, 5, 6, 7]
     assert g["status"] == "ok" and g["reasons"] == []
-    assert facts["gpus"][6]["processes"] == [{"pid": 4242, "used_mib": 1234, "name": "python3"}]
+    assert facts["gpus"][6]["processes"] == [{"pid": 4242, "used_mib": 1234, "name": "python3", "container_id": None}]
     assert facts["gpus"][6]["memory"]["used_mib"] == 1234
 
 
@@ -121,7 +121,6 @@ FAULTS = [
     ("remap-failure", {}, 1, "row remapping failed", "fail"),
     ("overtemp", {}, 0, "hardware slowdown active: hw_slowdown, hw_thermal_slowdown", "fail"),
     ("nvlink-down", {"link": 5}, 2, "NVLink link(s) 5 down", "fail"),
-    ("memory-full", {}, 6, "memory 97.0% used, alert at 85%", "warn"),
     ("xid", {"xid": 48}, 5, "Xid 48 (double-bit ECC error): the GPU needs a reset or replacement", "fail"),
     ("xid", {"xid": 119}, 5, "Xid 119 (GSP RPC timeout)", "fail"),
     ("xid", {"xid": 31}, 5, "", "ok"),  # an application's page fault: the GPU is fine
@@ -203,9 +202,35 @@ def test_thresholds_from_the_inventory(machine):
     m.write()
     facts = gi.gather()
     assert facts["gpus"][0]["status"] == "warn" and facts["gpus"][0]["reasons"] == ["temperature 81 C at or above 80 C"]
-    assert facts["gpus"][1]["reasons"] == ["utilization 92% above the 70-85% target"]
+    # utilisation is capacity, not health: a note, never a warning
+    assert facts["gpus"][1]["status"] == "ok" and facts["gpus"][1]["reasons"] == []
+    assert "utilization 92% above the 70-85% target (capacity, not health)" in facts["gpus"][1]["notes"]
     relaxed = gi.gather({"temperature_warn_c": 85, "utilization_target_pct": [70, 95]})
-    assert relaxed["gpus"][0]["status"] == "ok" and relaxed["gpus"][1]["status"] == "ok"
+    assert relaxed["gpus"][0]["status"] == "ok" and relaxed["gpus"][1]["notes"] == []
+
+
+def test_full_memory_alone_is_a_note_for_the_plan_aware_checks(machine):
+    """Without the plan gpu_info cannot tell vLLM's preallocation from a leak: health and drift judge it."""
+    m = machine()
+    m.fault("memory-full", gpu=6)
+    g = gi.gather()["gpus"][6]
+    assert g["status"] == "ok" and g["memory"]["used_pct"] == 97.0
+    assert g["notes"] == ["memory 97.0% used (alert at 85% unless a service preallocates it)",
+                          "utilization 0% below the 70-85% target (capacity, not health)"]
+
+
+@pytest.mark.parametrize("value,message", [
+    ({"memory_alert_pct": 120}, "memory_alert_pct 120 is not a percentage (0-100)"),
+    ({"memory_alert_pct": "85"}, "memory_alert_pct '85' is not a percentage"),
+    ({"utilization_target_pct": [90, 70]}, "is not [low, high] percentages with low <= high"),
+    ({"temperature_warn_c": float("nan")}, "is not a temperature in C"),
+    ({"temperture_warn_c": 80}, "unknown threshold 'temperture_warn_c'"),
+    ({"temperature_warn_c": 85, "temperature_limit_c": 83}, "temperature_warn_c 85 is above temperature_limit_c 83"),
+    ("85", "is not a mapping"),
+])
+def test_bad_thresholds_are_named_with_the_fix(value, message):
+    errors = gi.check_thresholds(value, "gpu_stack_thresholds")
+    assert len(errors) == 1 and message in errors[0] and errors[0].startswith("gpu_stack_thresholds: "), errors
 
 
 def test_board_replaced_and_absent_gpu(machine):
