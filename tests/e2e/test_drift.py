@@ -236,6 +236,12 @@ def test_gpu_memory_and_utilisation_are_judged_against_the_plan(converged, drift
     assert rc == 0, json.dumps(report["findings"], indent=1)
     info = report["hosts"][node.name]["info"]
     assert [line.split(":")[0][:5] for line in info if "100% above" in line] == ["GPU 2", "GPU 3"], info
+    prom = (drift.reports / "ragops_drift.prom").read_text()
+    for gpu, used, util in (("2", 73728, "1.00"), ("0", 15360, "0.00")):
+        labels = '{host="%s",gpu="%s",uuid="%s"}' % (node.name, gpu, report["hosts"][node.name]["gpus"][int(gpu)]["uuid"])
+        assert "ragops_gpu_stack_gpu_memory_used_bytes%s %d\n" % (labels, used * 2 ** 20) in prom, prom
+        assert "ragops_gpu_stack_gpu_memory_expected_bytes%s %d\n" % (labels, used * 2 ** 20) in prom, prom
+        assert "ragops_gpu_stack_gpu_utilization_ratio%s %s\n" % (labels, util) in prom, prom
 
     # a foreign process on GPU 1, the LLM holding 6 GiB over its preallocation on GPU 2
     node.fault("foreign-process", gpu=1, pid=31337, used_mib=3000)
