@@ -93,7 +93,9 @@ def test_seed_cuda_visible_devices_mistake_is_unhealthy_and_the_fix_is_healthy(c
     node.sh("docker rm -f t-seed t-fixed")
 
 
-def test_running_containers_show_as_gpu_processes(converged_node):
+def test_running_containers_show_as_gpu_processes_holding_what_the_services_use(converged_node):
+    """The LLM preallocates GPU_MEMORY_UTILIZATION (0.9) of each of its GPUs, the others hold their
+    map's estimate (15, 20 and 25 GB), the reserve nothing; one process on each busy GPU."""
     out = converged_node.sh("nvidia-smi --query-gpu=index,memory.used --format=csv,noheader,nounits").stdout
     used = dict(line.split(", ") for line in out.strip().splitlines())
-    assert [used[str(i)] for i in range(8)] == ["512", "512", "512", "512", "512", "0", "0", "0"]
+    assert [used[str(i)] for i in range(8)] == ["15360", "20480", "73728", "73728", "25600", "0", "0", "0"]
