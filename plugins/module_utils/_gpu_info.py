@@ -12,6 +12,7 @@ thresholds)`` adds ok / warn / fail with reasons per GPU and is pure (unit-teste
 from __future__ import annotations
 
 import ctypes
+import difflib
 import math
 import os
 import re
@@ -46,7 +47,9 @@ def check_thresholds(value, where, keys=None):
     for key in sorted(value, key=str):
         val = value[key]
         if key not in keys:
-            errors.append("%s: unknown threshold %r; one of: %s" % (where, key, ", ".join(keys)))
+            close = difflib.get_close_matches(str(key), list(keys), n=1, cutoff=0.6)
+            errors.append("%s: unknown threshold %r; %s" % (
+                where, key, ("did you mean '%s'?" % close[0]) if close else "one of: " + ", ".join(keys)))
         elif key == "utilization_target_pct":
             if not (isinstance(val, list) and len(val) == 2 and all(_pct(v) for v in val) and val[0] <= val[1]):
                 errors.append("%s: utilization_target_pct %r is not [low, high] percentages with low <= high; write "

@@ -17,6 +17,7 @@ Every error names the service, the field, the value and the fix, e.g.::
 from __future__ import annotations
 
 import copy
+import difflib
 import re
 
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._common import REVISION_RE, UUID_RE, parse_size
@@ -24,6 +25,7 @@ from ansible_collections.ragops.gpu_stack.plugins.module_utils._container_option
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_info import LOAD_THRESHOLDS, check_thresholds
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+NUMBER_RE = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
 CONTAINER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 REPO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -208,6 +210,24 @@ class _Checker(object):
         return lambda field, message: self.errors.append("%s: field '%s': %s" % (who, field, message))
 
 
+def unknown(key, allowed, what="field", note=""):
+    """The message for a key the schema does not have: the closest allowed one when it looks like a
+    typo ('prot' -> 'port'), else the whole list."""
+    close = difflib.get_close_matches(str(key), list(allowed), n=1, cutoff=0.6)
+    if close:
+        return "unknown %s; did you mean '%s'?%s" % (what, close[0], note)
+    return "unknown %s; allowed: %s%s" % (what, ", ".join(allowed), note)
+
+
+def quoted(key, value):
+    """The rule for numbers, told where a quoted one is refused: numbers in the map are written
+    unquoted (`port: 8003`); only env values are strings (numbers there become strings)."""
+    if isinstance(value, str) and NUMBER_RE.match(value.strip()):
+        return " (a quoted number: write %s: %s without quotes; in the map only env values are strings)" \
+            % (key, value.strip())
+    return ""
+
+
 def preallocation(value):
     """The fraction of GPU memory an environment value such as GPU_MEMORY_UTILIZATION=0.9 asks for, or None."""
     try:
@@ -230,7 +250,7 @@ def _check_image(err, image):
 
 def _check_port(err, key, value):
     if not _is_int(value) or not 1 <= value <= 65535:
-        err(key, "%r is not a port number (1-65535)" % (value,))
+        err(key, "%r is not a port number (1-65535)%s" % (value, quoted(key, value)))
 
 
 def _check_env(err, env):
@@ -260,8 +280,7 @@ def _check_instances(chk, name, instances, device):
             err("container_name", "%r is not a valid container name" % (cname,))
         for key in inst:
             if key not in INSTANCE_FIELD_NAMES:
-                err(key, "unknown field for an instance; allowed: %s (the rest is the service's)"
-                    % ", ".join(INSTANCE_FIELD_NAMES))
+                err(key, unknown(key, INSTANCE_FIELD_NAMES, "field for an instance", " (the rest is the service's)"))
         if "gpus" not in inst:
             err("gpus", "is required but missing; e.g. gpus: [5]")
         else:
@@ -274,9 +293,12 @@ def _check_instances(chk, name, instances, device):
         if inst.get("tier", "secondary") not in TIERS:
             err("tier", "%r is not one of %s" % (inst["tier"], ", ".join(TIERS)))
         if "tensor_parallel" in inst and (not _is_int(inst["tensor_parallel"]) or inst["tensor_parallel"] < 1):
-            err("tensor_parallel", "%r must be a whole number >= 1" % (inst["tensor_parallel"],))
+            err("tensor_parallel", "%r must be a whole number >= 1%s"
+                % (inst["tensor_parallel"], quoted("tensor_parallel", inst["tensor_parallel"])))
         if "vram_estimate_gb" in inst and (not _is_number(inst["vram_estimate_gb"]) or inst["vram_estimate_gb"] < 0):
-            err("vram_estimate_gb", "%r is not a size in GB; write e.g. vram_estimate_gb: 20" % (inst["vram_estimate_gb"],))
+            err("vram_estimate_gb", "%r is not a size in GB%s" % (
+                inst["vram_estimate_gb"], quoted("vram_estimate_gb", inst["vram_estimate_gb"]) or
+                "; write e.g. vram_estimate_gb: 60"))
         if "env" in inst:
             _check_env(err, inst["env"])
         if "backend_port" in inst:
@@ -292,13 +314,13 @@ def _check_cpu_fallback(err, value):
         return
     for key in value:
         if key not in CPU_FALLBACK_KEYS:
-            err("cpu_fallback.%s" % key, "unknown key; allowed: %s" % ", ".join(CPU_FALLBACK_KEYS))
+            err("cpu_fallback.%s" % key, unknown(key, CPU_FALLBACK_KEYS, "key"))
     if "env" in value:
         _check_env(lambda field, message: err("cpu_fallback." + field, message), value["env"])
     if "image" in value:
         _check_image(lambda field, message: err("cpu_fallback." + field, message), value["image"])
     if "cpus" in value and (not _is_number(value["cpus"]) or value["cpus"] <= 0):
-        err("cpu_fallback.cpus", "%r is not a CPU count; %s" % (value["cpus"], example))
+        err("cpu_fallback.cpus", "%r is not a CPU count%s; %s" % (value["cpus"], quoted("cpus", value["cpus"]), example))
     if "memory" in value:
         try:
             parse_size(value["memory"])
@@ -312,7 +334,7 @@ def _check_model(chk, name, model):
         return
     for key in model:
         if key not in MODEL_KEYS:
-            chk.err(name, "model.%s" % key, "unknown key; allowed: %s" % ", ".join(MODEL_KEYS))
+            chk.err(name, "model.%s" % key, unknown(key, MODEL_KEYS, "key"))
     repo_id = model.get("repo_id")
     if not isinstance(repo_id, str) or not REPO_ID_RE.match(repo_id):
         chk.err(name, "model.repo_id", "%r is not a Hugging Face repo id; write it as org/name, "
@@ -390,11 +412,14 @@ def _check_entry(chk, entry, index):
         chk.err(label, "name", "%r is not a valid service name; use lowercase letters, digits, '-' or '_', "
                 "starting with a letter" % (name,))
         name = label
+    typos = set()
     for key in entry:
         if key not in FIELD_NAMES:
-            chk.err(name, key, "unknown field; allowed fields: %s" % ", ".join(FIELD_NAMES))
+            chk.err(name, key, unknown(key, FIELD_NAMES))
+            typos.update(difflib.get_close_matches(str(key), FIELD_NAMES, n=1, cutoff=0.6))
     for field in FIELDS:
-        if field.required and field.name not in entry:
+        # a misspelt required field is one error ("did you mean"), not two
+        if field.required and field.name not in entry and field.name not in typos:
             chk.err(name, field.name, "is required but missing; e.g. %s: %s"
                     % (field.name, field.example if field.example is not None else "..."))
 
@@ -412,7 +437,8 @@ def _check_entry(chk, entry, index):
         if key in entry:
             _check_port(chk.scoped(name), key, entry[key])
     if "max_gpus" in entry and (not _is_int(entry["max_gpus"]) or entry["max_gpus"] < 1):
-        chk.err(name, "max_gpus", "%r must be a whole number >= 1" % (entry["max_gpus"],))
+        chk.err(name, "max_gpus", "%r must be a whole number >= 1%s" % (entry["max_gpus"],
+                                                                     quoted("max_gpus", entry["max_gpus"])))
     if "instances" in entry:
         _check_instances(chk, name, entry["instances"], device)
     if entry.get("cpu_fallback") is not None:
@@ -435,7 +461,8 @@ def _check_entry(chk, entry, index):
     if "vram_estimate_gb" in entry:
         value = entry["vram_estimate_gb"]
         if not _is_number(value) or value < 0:
-            chk.err(name, "vram_estimate_gb", "%r is not a size in GB; write e.g. vram_estimate_gb: 20" % (value,))
+            chk.err(name, "vram_estimate_gb", "%r is not a size in GB%s" % (
+                value, quoted("vram_estimate_gb", value) or "; write it as a number, e.g. vram_estimate_gb: 16"))
     if "model" in entry:
         _check_model(chk, name, entry["model"])
     if "precision" in entry and entry["precision"] not in PRECISIONS:
@@ -443,7 +470,7 @@ def _check_entry(chk, entry, index):
     if "tensor_parallel" in entry:
         value = entry["tensor_parallel"]
         if not _is_int(value) or value < 1:
-            chk.err(name, "tensor_parallel", "%r must be a whole number >= 1" % (value,))
+            chk.err(name, "tensor_parallel", "%r must be a whole number >= 1%s" % (value, quoted("tensor_parallel", value)))
     if entry.get("shm_size") is not None:
         try:
             parse_size(entry["shm_size"])
@@ -465,9 +492,10 @@ def _check_entry(chk, entry, index):
         else:
             for key, value in hc.items():
                 if key not in HEALTHCHECK_KEYS:
-                    chk.err(name, "healthcheck.%s" % key, "unknown key; allowed: %s" % ", ".join(HEALTHCHECK_KEYS))
+                    chk.err(name, "healthcheck.%s" % key, unknown(key, HEALTHCHECK_KEYS, "key"))
                 elif not _is_int(value) or value < (1 if key != "start_period" else 0):
-                    chk.err(name, "healthcheck.%s" % key, "%r must be a whole number of seconds" % (value,))
+                    chk.err(name, "healthcheck.%s" % key, "%r must be a whole number of seconds%s"
+                            % (value, quoted(key, value)))
     if "ulimits" in entry:
         ul = entry["ulimits"]
         if not isinstance(ul, dict) or not all(_is_int(v) for v in ul.values()):

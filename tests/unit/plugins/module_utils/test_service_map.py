@@ -61,7 +61,14 @@ BAD = [
      "service 'llm': field 'image': 'rag-llm-server' has no tag; pin a version tag or an @sha256 digest, "
      "e.g. rag-llm-server:1.0.0"),
     ("port out of range", edit("ocr", port=70000), "service 'ocr': field 'port': 70000 is not a port number (1-65535)"),
-    ("unknown field", edit("ocr", gpu=[4]), "service 'ocr': field 'gpu': unknown field; allowed fields: name, image"),
+    ("unknown field", edit("ocr", colour="blue"), "service 'ocr': field 'colour': unknown field; allowed: name, image"),
+    ("misspelt field", edit("ocr", gpu=[4]), "service 'ocr': field 'gpu': unknown field; did you mean 'gpus'?"),
+    ("quoted port", edit("ocr", port="8002"), "service 'ocr': field 'port': '8002' is not a port number (1-65535) (a "
+     "quoted number: write port: 8002 without quotes; in the map only env values are strings)"),
+    ("quoted estimate", edit("ocr", vram_estimate_gb="25"), "service 'ocr': field 'vram_estimate_gb': '25' is not a "
+     "size in GB (a quoted number: write vram_estimate_gb: 25 without quotes"),
+    ("misspelt healthcheck key", edit("ocr", healthcheck={"intervall": 30}),
+     "service 'ocr': field 'healthcheck.intervall': unknown key; did you mean 'interval'?"),
     ("branch as revision", edit("whisper", model={"repo_id": "ivrit-ai/whisper-large-v3-ct2", "revision": "main"}),
      "service 'whisper': field 'model.revision': 'main' is not a pinned 40-hex commit"),
     ("bad repo id", edit("whisper", model={"repo_id": "whisper", "revision": "a" * 40}),
@@ -128,3 +135,15 @@ def test_schema_doc_is_generated_from_the_code():
     doc = (ROOT / "docs" / "inventory-schema.md").read_text()
     assert schema_markdown() in doc, "docs/inventory-schema.md is stale: run scripts/gen-docs"
     assert schema_markdown(INSTANCE_FIELDS) in doc, "docs/inventory-schema.md is stale: run scripts/gen-docs"
+
+
+def test_a_misspelt_required_field_is_one_error_that_suggests_the_right_name():
+    services = edit("whisper", port=KeyError, prot=8004)
+    with pytest.raises(ServiceMapError) as exc:
+        validate_services(services)
+    assert exc.value.errors == ["service 'whisper': field 'prot': unknown field; did you mean 'port'?"]
+    services = edit("whisper", port=KeyError)  # really missing: said so
+    with pytest.raises(ServiceMapError) as exc:
+        validate_services(services)
+    assert len(exc.value.errors) == 1
+    assert exc.value.errors[0].startswith("service 'whisper': field 'port': is required but missing")
