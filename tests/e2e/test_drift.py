@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -63,6 +64,26 @@ def test_clean_host_exits_0_with_no_findings(converged, drift):
     prom = (drift.reports / "ragops_drift.prom").read_text()
     assert 'ragops_gpu_stack_drift_host_clean{host="gpu-test-01"} 1' in prom
     assert (drift.reports / ("drift-%s.json" % report["run_id"])).is_file()
+
+
+def test_an_unreachable_host_keeps_its_cause_and_the_documented_keys(converged, tmp_path):
+    """Issue 20 (5): the report says why a host could not be checked, as Ansible did."""
+    inventory = tmp_path / "inventory"
+    shutil.copytree(converged.inventory, inventory)
+    (inventory / "ghost.yml").write_text("all:\n  children:\n    gpu_nodes:\n      hosts:\n        ghost-01:\n"
+                                         "          ansible_host: ghost-01\n")
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    reports = tmp_path / "reports"
+    proc = subprocess.run([sys.executable, str(WRAPPER), "-i", str(inventory), "--project-dir", str(ROOT),
+                           "--ansible-playbook", str(Path(sys.executable).parent / "ansible-playbook"),
+                           "--playbook", str(ROOT / "playbooks" / "drift_check.yml"), "--report-dir", str(reports)],
+                          capture_output=True, text=True, env=env, check=False, timeout=600)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    report = json.loads((reports / "latest.json").read_text())
+    ghost = report["hosts"]["ghost-01"]
+    assert ghost["status"] == "error" and ghost["error"].startswith("unreachable: ") and "ghost-01" in ghost["error"], ghost
+    assert set(ghost) == set(report["hosts"][converged.name]), (sorted(ghost), sorted(report["hosts"][converged.name]))
+    assert report["hosts"][converged.name]["status"] == "clean"
 
 
 def test_stopped_container(converged_node, drift):
