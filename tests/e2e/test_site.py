@@ -30,6 +30,13 @@ def test_bare_node_converges_with_all_services_healthy(converged_node):
     table = run.out[run.out.index("Services on %s" % converged_node.name):]
     assert table.count(" healthy ") >= 4 and "UNHEALTHY" not in table.split("GPUs on")[0]
     assert "driver 550.127.05 = packages = kernel module = NVML = fabric manager" in run.out
+    # issue 20 (4): the allocation table is printed whole (not wrapped mid-row) and the health tables
+    # fit 120 columns (short UUIDs; the full ones are in gpu_info and the drift report)
+    assert "| 2-3 | LLM | ~120GB | microsoft/DialoGPT-medium | Language generation (tensor parallel) |\n" in run.out
+    for title in ("Services on", "GPUs on"):
+        block = run.out[run.out.index("%s %s" % (title, converged_node.name)):].split("msg: |-", 1)[1].split("TASK [")[0]
+        lines = [line[8:] for line in block.strip("\n").splitlines() if line.strip()]
+        assert lines and max(len(line) for line in lines) <= 120, lines
     assert not DEPRECATION_RE.search(run.out), [ln for ln in run.out.splitlines() if DEPRECATION_RE.search(ln)]
 
 
