@@ -151,3 +151,19 @@ def test_per_service_override_is_an_inventory_edit(converged, ansible):
     back = ansible(ROOT / "site.yml", node.inventory)
     assert back.rc == 0 and back.recap(node.name)["failed"] == 0
     node.dirty = False
+
+
+def test_health_names_a_stopped_container_at_once_with_its_exit_code_and_last_log_lines(converged, ansible):
+    """Issue 20 (2): no two-minute wait on a container that is not running, and the reason from it."""
+    node = converged
+    node.sh("docker stop rag-dots-ocr")
+    try:
+        run = ansible(ROOT / "playbooks" / "health_check.yml", node.inventory)
+    finally:
+        node.sh("docker start rag-dots-ocr")
+    assert run.rc != 0
+    said = " ".join(run.out.split())
+    assert "service ocr (rag-dots-ocr): container exited (exit code 0); last log lines:" in said, said[-3000:]
+    assert "stopped: the requests in flight were answered" in said
+    assert "docker start rag-dots-ocr, or run site.yml" in said
+    assert "FAILED - RETRYING" not in run.out
