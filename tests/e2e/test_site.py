@@ -167,3 +167,17 @@ def test_health_names_a_stopped_container_at_once_with_its_exit_code_and_last_lo
     assert "stopped: the requests in flight were answered" in said
     assert "docker start rag-dots-ocr, or run site.yml" in said
     assert "FAILED - RETRYING" not in run.out
+
+
+def test_check_mode_with_a_port_change_says_what_would_change_and_passes(converged, ansible):
+    """Issue 20 (1): a dry run that moves a port does not wait for a port it did not create."""
+    node = converged
+    run = ansible(ROOT / "site.yml", node.inventory, "--check", "--diff", "-e",
+                  json.dumps({"gpu_stack_service_overrides__zz_test": {"whisper": {"port": 8014}}}))
+    assert run.rc == 0, run
+    assert run.recap(node.name)["changed"] >= 1 and run.recap(node.name)["failed"] == 0
+    table = run.out[run.out.index("Services on %s" % node.name):].split("TASK [")[0]
+    row = [line for line in table.splitlines() if " rag-whisper " in line]
+    assert row and "WOULD CHANGE (check mode)" in row[0] and "8014" in row[0], table
+    assert "UNHEALTHY" not in table and "FAILED - RETRYING" not in run.out
+    assert node.inspect("rag-whisper")["HostConfig"]["PortBindings"]["8000/tcp"][0]["HostPort"] == "8004"
