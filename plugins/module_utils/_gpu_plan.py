@@ -442,7 +442,8 @@ def build_plan(services, gpu_info=None, overrides=None, common_env=None, bind_ad
             "  " + line for line in plan["failover"]["lines"])
     # each failed GPU of a service is on its plan entry (gpu_faults); errors holds the other problems
     reported = set(f["message"] for e in resolved_services for f in e.get("gpu_faults", []))
-    return {"plan": plan, "warnings": warnings, "table": table, "errors": [e for e in errors if e not in reported]}
+    return {"plan": plan, "warnings": warnings, "table": table, "errors": [e for e in errors if e not in reported],
+            "map": normalised}
 
 
 def _move_summary(move):

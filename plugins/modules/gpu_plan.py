@@ -173,6 +173,13 @@ table:
   description: The allocation table (GPU, service, VRAM, model, purpose) in Markdown.
   returned: success
   type: str
+map:
+  description:
+    - The effective map - every service entry with the override layers merged and the defaults filled in, disabled
+      ones included - what C(playbooks/show_map.yml) prints.
+  returned: success
+  type: list
+  elements: dict
 service_label:
   description: The label every container of the collection carries (also on failure, as C(plan.service_label)).
   returned: always
@@ -216,7 +223,7 @@ def main():
     for warning in result["warnings"]:
         module.warn(warning)
     module.exit_json(changed=False, plan=result["plan"], table=result["table"], warnings_list=result["warnings"],
-                     errors=result["errors"], service_label=SERVICE_LABEL)
+                     errors=result["errors"], service_label=SERVICE_LABEL, map=result["map"])
 
 
 if __name__ == "__main__":
