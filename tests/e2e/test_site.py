@@ -134,20 +134,27 @@ def test_per_service_override_is_an_inventory_edit(converged, ansible):
     node = converged
     ids = dict((n, i) for i, n in containers(node))
     knobs = {"llm": {"env": {"MAX_NUM_BATCHED_TOKENS": "1024", "GPU_MEMORY_UTILIZATION": "0.8"}}}
-    overrides = json.loads(json.dumps(knobs))
-    # the simulator's inventory may carry its own override (memlock where it cannot be unlimited)
-    import yaml
-    sim = yaml.safe_load((node.inventory / "group_vars" / "gpu_nodes" / "zz_sim.yml").read_text())
-    for name, extra in (sim.get("gpu_stack_service_overrides") or {}).items():
-        overrides.setdefault(name, {}).update({k: v for k, v in extra.items() if k != "env"})
+    # the README's example as written: a host layer in host_vars, over the group's layers (the
+    # simulator's memlock limit is one: it must survive)
+    host_vars = node.inventory / "host_vars" / ("%s.yml" % node.name)
+    host_vars.parent.mkdir(exist_ok=True)
+    host_vars.write_text(json.dumps({"gpu_stack_service_overrides__50_host": knobs}))
     node.dirty = True
-    run = ansible(ROOT / "site.yml", node.inventory, extra_vars={"gpu_stack_service_overrides": overrides})
+    try:
+        run = ansible(ROOT / "site.yml", node.inventory)
+    finally:
+        host_vars.unlink()
     assert run.rc == 0, run
     after = dict((n, i) for i, n in containers(node))
     assert after["rag-llm-server"] != ids["rag-llm-server"]
     assert all(after[n] == ids[n] for n in ("rag-whisper", "rag-embedding-server", "rag-dots-ocr"))
     env = dict(e.split("=", 1) for e in node.inspect("rag-llm-server")["Config"]["Env"])
     assert (env["MAX_NUM_BATCHED_TOKENS"], env["GPU_MEMORY_UTILIZATION"]) == ("1024", "0.8")
+    import yaml
+    sim = yaml.safe_load((node.inventory / "group_vars" / "gpu_nodes" / "zz_sim.yml").read_text())
+    for name, extra in (sim.get("gpu_stack_service_overrides__00_simulator") or {}).items():
+        limits = dict((u["Name"], u["Hard"]) for u in node.inspect("rag-llm-server")["HostConfig"]["Ulimits"] or [])
+        assert name != "llm" or limits["memlock"] == extra["ulimits"]["memlock"], limits
     back = ansible(ROOT / "site.yml", node.inventory)
     assert back.rc == 0 and back.recap(node.name)["failed"] == 0
     node.dirty = False
