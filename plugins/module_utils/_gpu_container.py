@@ -302,8 +302,13 @@ def run(api, params, check_mode=False):
     after = public(plan["desired"]) if plan["desired"] else {}
     if after:
         after["state"] = params["state"]
+    name = params["name"]
+    what = ", ".join(plan["actions"]) + (" (%s)" % ", ".join(plan["changes"]) if plan["changes"] else "")
+    # --diff names the container and what changes, instead of a bare before/after
     result = {"changed": changed, "actions": plan["actions"], "changes": plan["changes"],
-              "diff": {"before": before, "after": after}, "findings": list(engine.warnings)}
+              "diff": {"before": before, "after": after, "before_header": "container %s, as it is" % name,
+                       "after_header": "container %s, %s" % (name, what or "unchanged")},
+              "summary": "%s: %s" % (name, what or "unchanged"), "findings": list(engine.warnings)}
     cid = plan["current"]["Id"] if plan["current"] else None
     if not check_mode and changed:
         cid = engine.apply(plan)

@@ -232,6 +232,11 @@ changes:
   type: list
   elements: str
   sample: [gpus, env]
+summary:
+  description: One line, the container's name and what this run does to it (or would, in check mode).
+  returned: always
+  type: str
+  sample: "rag-llm-server: recreate (env)"
 findings:
   description: Problems noticed on the existing container, such as a host-index C(CUDA_VISIBLE_DEVICES).
   returned: always

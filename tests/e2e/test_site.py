@@ -187,4 +187,6 @@ def test_check_mode_with_a_port_change_says_what_would_change_and_passes(converg
     row = [line for line in table.splitlines() if " rag-whisper " in line]
     assert row and "WOULD CHANGE (check mode)" in row[0] and "8014" in row[0], table
     assert "UNHEALTHY" not in table and "FAILED - RETRYING" not in run.out
+    # issue 20 (4): one line per changed container, and a diff that names it
+    assert "rag-whisper: recreate (ports" in run.out and "container rag-whisper, as it is" in run.out, run.out[-4000:]
     assert node.inspect("rag-whisper")["HostConfig"]["PortBindings"]["8000/tcp"][0]["HostPort"] == "8004"
