@@ -40,6 +40,25 @@ def test_bare_node_converges_with_all_services_healthy(converged_node):
     assert not DEPRECATION_RE.search(run.out), [ln for ln in run.out.splitlines() if DEPRECATION_RE.search(ln)]
 
 
+def printed_rows(out, title, node):
+    block = out[out.index("%s %s" % (title, node)):].split("msg: |-", 1)[1].split("TASK [")[0]
+    return [line.split() for line in block.strip("\n").splitlines() if line.strip()]
+
+
+def test_the_readme_sample_is_what_a_fresh_run_prints(converged_node):
+    """Issue 20 (8): the README's tables are this run's, but for the image IDs (they differ per build)
+    and the Docker state (a first run's containers may still be starting)."""
+    readme = (ROOT / "README.md").read_text()
+    sample = readme.split("then `playbooks/health_check.yml`, which prints:", 1)[1].split("```")[1]
+    services_sample, gpus_sample = [[line.split() for line in part.strip().splitlines()]
+                                    for part in sample.strip().split("\n\n")]
+    out = converged_node.first_run.out
+    drop = (6, 7)  # DOCKER, IMAGE ID
+    assert [[c for i, c in enumerate(r) if i not in drop] for r in printed_rows(out, "Services on", converged_node.name)] \
+        == [[c for i, c in enumerate(r) if i not in drop] for r in services_sample]
+    assert printed_rows(out, "GPUs on", converged_node.name) == gpus_sample
+
+
 def test_second_run_changes_nothing(converged, ansible):
     run = ansible(ROOT / "site.yml", converged.inventory)
     assert run.rc == 0, run
