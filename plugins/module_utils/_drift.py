@@ -14,6 +14,7 @@ dpkg, systemd, daemon.json and the model manifests. Nothing is changed.
 from __future__ import annotations
 
 import json
+import re
 
 from ansible_collections.ragops.gpu_stack.plugins.module_utils import _haproxy
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._common import LABEL_PREFIX, read_json
@@ -460,6 +461,8 @@ class DriftCheck(object):
         self.driver_stack()
         self.models()
         items = self.f.items
+        for item in items:
+            item["group"] = _group(item)
         by_kind, by_sev = {}, {}
         for i in items:
             by_kind[i["type"]] = by_kind.get(i["type"], 0) + 1
@@ -488,6 +491,22 @@ def _version_matches(got, want):
     if want.endswith("*"):
         return got.startswith(want[:-1])
     return got == want
+
+
+GPU_REF = re.compile(r"\bGPU (\d+)\b")
+
+
+def _group(finding):
+    """Findings that come from one GPU's fault share a group ("GPU 1"): the fault itself (gpu.*) and
+    what it makes impossible (plan.unplannable naming the GPU). The summary prints the group under
+    one headline; every other finding is a group of its own."""
+    if finding["type"].startswith("gpu."):
+        found = GPU_REF.search(finding["object"])
+    elif finding["type"] == "plan.unplannable":
+        found = GPU_REF.search(str(finding["actual"]))
+    else:
+        found = None
+    return "GPU %s" % found.group(1) if found else None
 
 
 def run(params, api, run_command, host):

@@ -437,8 +437,8 @@ def _check_entry(chk, entry, index):
         if key in entry:
             _check_port(chk.scoped(name), key, entry[key])
     if "max_gpus" in entry and (not _is_int(entry["max_gpus"]) or entry["max_gpus"] < 1):
-        chk.err(name, "max_gpus", "%r must be a whole number >= 1%s" % (entry["max_gpus"],
-                                                                     quoted("max_gpus", entry["max_gpus"])))
+        chk.err(name, "max_gpus", "%r must be a whole number >= 1%s"
+                % (entry["max_gpus"], quoted("max_gpus", entry["max_gpus"])))
     if "instances" in entry:
         _check_instances(chk, name, entry["instances"], device)
     if entry.get("cpu_fallback") is not None:

@@ -158,6 +158,11 @@ findings:
     detail:
       description: One short line, expected -> found; for mappings the keys changed (old -> new), missing and extra.
       type: str
+    group:
+      description:
+        - C(GPU N) for the findings one GPU's fault causes (its C(gpu.*) findings and the C(plan.unplannable) it
+          makes), printed under one headline by the summary; null for the others.
+      type: str
 summary:
   description: C(total), C(by_type), C(by_severity).
   returned: always

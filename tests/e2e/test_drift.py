@@ -201,6 +201,12 @@ def test_lost_gpu_and_over_temperature(converged_node, drift):
     assert {"gpu.lost", "gpu.temperature", "gpu.slowdown", "plan.unplannable"} <= set(kinds)
     temp = [f for f in report["findings"] if f["type"] == "gpu.temperature"][0]
     assert temp["object"].startswith("GPU 1 (GPU-") and "91 C at or above the limit 83 C" in temp["actual"]
+    # issue 20 (4): one fault, one headline, its consequences beneath it
+    lines = out.splitlines()
+    head = [i for i, line in enumerate(lines) if "critical gpu.temperature  GPU 1 (" in line]
+    assert head and lines[head[0] + 1].strip().startswith("+ gpu.slowdown  GPU 1 ("), lines
+    assert any(line.strip().startswith("+ plan.unplannable") and "GPU 1" in line for line in lines), lines
+    assert temp["group"] == "GPU 1"
     prom = (drift.reports / "ragops_drift.prom").read_text()
     assert 'ragops_gpu_stack_gpu_health{host="gpu-test-01",gpu="1",' in prom
 
