@@ -1,6 +1,7 @@
 """Simulated nodes: boot, tear down, inventory, fault injection."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -13,8 +14,12 @@ from . import build, faults, fixtures, models
 from .util import ROOT, STATE, SimError, docker, log, wait_for, write_json
 
 NETWORK = "gpu-sim"
-REPO_CONTAINER = "gpu-sim-repo"
-REPO_PORT = int(os.environ.get("GPU_SIM_REPO_PORT", "18080"))
+# Each checkout has its own repository server (name, network alias and port), so two checkouts on
+# one Docker host do not replace each other's; its nodes carry the checkout, and a node name that
+# another checkout's node already has is refused, not taken over.
+CHECKOUT = hashlib.sha1(str(ROOT.resolve()).encode("utf-8")).hexdigest()[:8]
+REPO_CONTAINER = "gpu-sim-repo-" + CHECKOUT
+REPO_PORT = int(os.environ.get("GPU_SIM_REPO_PORT") or 18080 + int(CHECKOUT, 16) % 900)
 APT_CACHE_VOLUME = "gpu-sim-apt-archives"
 LABEL = "io.ragops.gpu-sim"
 SIM_INVENTORY = ROOT / "inventories" / "sim"
@@ -53,8 +58,21 @@ def machine_path(name: str) -> Path:
 
 
 def nodes() -> list[str]:
-    out = docker("ps", "-a", "--filter", f"label={LABEL}.node", "--format", "{{.Names}}").stdout.split()
+    """This checkout's nodes."""
+    out = docker("ps", "-a", "--filter", f"label={LABEL}.checkout={CHECKOUT}", "--format", "{{.Names}}").stdout.split()
     return sorted(out)
+
+
+def owner(name: str) -> str | None:
+    """The checkout directory a container of the simulator belongs to, if it is another's."""
+    proc = docker("inspect", "--format", "{{index .Config.Labels \"" + LABEL + ".checkout\"}} "
+                  "{{index .Config.Labels \"" + LABEL + ".root\"}}", name, check=False)
+    if proc.returncode != 0:
+        return None
+    theirs, root = (proc.stdout.split() + ["", ""])[:2]
+    if theirs in ("", "<no", CHECKOUT):  # ours, or made before nodes carried their checkout: replaced as before
+        return None
+    return root or "checkout " + theirs
 
 
 def ensure_network() -> None:
@@ -97,7 +115,8 @@ def ensure_repo_server(base_image: str) -> None:
 
 def run_args(name: str, image: str, privileged: bool, shared_apt_cache: bool = True) -> list[str]:
     args = ["run", "-d", "--name", name, "--hostname", name, "--network", NETWORK,
-            "--label", f"{LABEL}.node=true", "--restart", "unless-stopped",
+            "--label", f"{LABEL}.node=true", "--label", f"{LABEL}.checkout={CHECKOUT}",
+            "--label", f"{LABEL}.root={ROOT.resolve()}", "--restart", "unless-stopped",
             "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
             "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
             "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp:exec",
@@ -133,6 +152,11 @@ def up(count: int = 1, fixture: str = fixtures.DEFAULT, privileged: bool | None 
     prefix = prefix or HOST_PREFIX.get(machine.get("machine"), "gpu-node")
     names = [f"{prefix}-{i:02d}" for i in range(1, count + 1)]
     timings = {}
+    for name in names:
+        other = owner(name)
+        if other:
+            raise SimError(f"node {name} belongs to the simulator of {other}; run `scripts/gpu-sim down` there, or "
+                           f"boot these under another name (--prefix)")
     for name in names:
         if docker("inspect", name, check=False).returncode == 0:
             docker("rm", "-f", name)

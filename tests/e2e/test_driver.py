@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from gpusim.nodes import REPO_PORT
+from gpusim.nodes import REPO_CONTAINER, REPO_PORT
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,13 +31,14 @@ PREFLIGHT = [
     ("no kernel headers", "rm -rf /lib/modules/$(uname -r)/build", {},
      "nvidia_driver: the headers of the running kernel", "mkdir -p /lib/modules/$(uname -r)/build"),
     ("unknown branch", "true", {"nvidia_driver_branch": "999", "nvidia_driver_version": "999.1.2"},
-     "nvidia_driver: branch 999 version 999.1.2-1 is not in http://gpu-sim-repo/cuda/debian12/x86_64/ (it offers: "
-     "nothing for that branch). Pin a branch and version the repository has. Nothing was installed.", "true"),
+     ("nvidia_driver: branch 999 version 999.1.2-1 is not in http://%s/cuda/debian12/x86_64/ (it offers: "
+      "nothing for that branch). Pin a branch and version the repository has. Nothing was installed." % REPO_CONTAINER),
+     "true"),
     ("fabric manager version", "true", {"nvidia_driver_fabricmanager_version": "550.144.03"},
      "nvidia_driver: fabric manager 550.144.03 does not match the driver 550.127.05; the fabric manager only runs "
      "with a driver of exactly its version.", "true"),
-    ("repository unreachable", "true", {"nvidia_driver_repo_url": "http://gpu-sim-repo/no-such-mirror/"},
-     "apt repository 'nvidia-cuda' is unreachable from gpu-pre-01: http://gpu-sim-repo/no-such-mirror/ answered 404",
+    ("repository unreachable", "true", {"nvidia_driver_repo_url": "http://%s/no-such-mirror/" % REPO_CONTAINER},
+     "apt repository 'nvidia-cuda' is unreachable from gpu-pre-01: http://%s/no-such-mirror/ answered 404" % REPO_CONTAINER,
      "true"),
     ("version not of the branch", "true", {"nvidia_driver_version": "535.216.03"},
      "nvidia_driver: version 535.216.03 is not a release of branch 550", "true"),
