@@ -99,3 +99,27 @@ def test_running_containers_show_as_gpu_processes_holding_what_the_services_use(
     out = converged_node.sh("nvidia-smi --query-gpu=index,memory.used --format=csv,noheader,nounits").stdout
     used = dict(line.split(", ") for line in out.strip().splitlines())
     assert [used[str(i)] for i in range(8)] == ["15360", "20480", "73728", "73728", "25600", "0", "0", "0"]
+
+
+def test_another_checkouts_node_is_refused_not_taken_over(sim):
+    """Issue 20 (7): a second checkout on the same Docker host neither replaces this one's
+    repository server nor its nodes."""
+    import subprocess
+
+    from gpusim import build, nodes
+    from gpusim.util import SimError
+
+    name = "gpu-othercheckout-01"
+    subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+    subprocess.run(["docker", "create", "--name", name, "--label", "%s.node=true" % nodes.LABEL,
+                    "--label", "%s.checkout=0badc0de" % nodes.LABEL, "--label", "%s.root=/srv/other-checkout" % nodes.LABEL,
+                    build.base_image(), "true"], capture_output=True, check=True)
+    try:
+        with pytest.raises(SimError) as exc:
+            nodes.up(prefix="gpu-othercheckout", write_inventory=False)
+        assert str(exc.value) == ("node gpu-othercheckout-01 belongs to the simulator of /srv/other-checkout; run "
+                                  "`scripts/gpu-sim down` there, or boot these under another name (--prefix)")
+        assert name not in nodes.nodes()  # nor is it this checkout's to list, write into an inventory or remove
+        assert nodes.REPO_CONTAINER == "gpu-sim-repo-" + nodes.CHECKOUT
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
