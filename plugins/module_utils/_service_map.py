@@ -11,7 +11,7 @@ and docs/inventory-schema.md is generated from FIELDS (a unit test keeps the two
 Every error names the service, the field, the value and the fix, e.g.::
 
     service 'llm': field 'gpus': element 'two' is neither a GPU index (int) nor a GPU UUID
-    (GPU-...); write e.g. gpus: [2, 3]
+    (GPU-...); write e.g. gpus: [5]
 """
 
 from __future__ import annotations
@@ -264,15 +264,51 @@ def _check_env(err, env):
             err("env.%s" % key, "must be a string, got %r; quote it" % (value,))
 
 
-def _check_instances(chk, name, instances, device):
+def _used(services, key):
+    """The values of `key` ("gpus" or "port") the map's entries and their instances already use."""
+    used = set()
+    for entry in services or []:
+        if not isinstance(entry, dict):
+            continue
+        for item in [entry] + [i for i in entry.get("instances") or [] if isinstance(i, dict)]:
+            values = item.get(key) if key == "gpus" else [item.get(key)]
+            for value in values if isinstance(values, list) else []:
+                if _is_int(value):
+                    used.add(value)
+    return used
+
+
+def _free_gpus(services):
+    """`gpus: [N]` with the lowest GPU index no entry of the map uses, for examples in messages."""
+    used = _used(services, "gpus")
+    return "gpus: [%d]" % next(i for i in range(len(used) + 1) if i not in used)
+
+
+def _example(field, name, services):
+    """An example for a missing required field that fits this service and this map, never another
+    service's value: its own image name, a GPU and a port no entry uses, placeholders for the rest."""
+    if field == "gpus":
+        return "%s (a GPU no other service uses)" % _free_gpus(services)
+    if field == "port":
+        return "port: %d (a port no other service uses)" % (max(_used(services, "port") or {8000}) + 1)
+    if field == "image":
+        return "image: rag-%s:<version tag or @sha256 digest>" % name
+    if field == "model":
+        return "model: {repo_id: <org>/<model>, revision: <40-hex commit>}"
+    if field == "vram_estimate_gb":
+        return "vram_estimate_gb: <GB the model needs on its GPUs, all of them together>"
+    return "%s: <%s>" % (field, field)
+
+
+def _check_instances(chk, name, instances, device, services=None):
     if not isinstance(instances, list):
         chk.err(name, "instances", "must be a list of {container_name, gpus, ...}, got %r; write e.g. instances: "
-                "[{container_name: rag-%s-2, gpus: [5]}]" % (instances, name))
+                "[{container_name: rag-%s-2, %s}]" % (instances, name, _free_gpus(services)))
         return
     for idx, inst in enumerate(instances):
         if not isinstance(inst, dict) or not isinstance(inst.get("container_name"), str):
             chk.err(name, "instances[%d]" % idx, "must be a mapping with container_name and gpus, got %r; write e.g. "
-                    "{container_name: rag-%s-%d, gpus: [5]}" % (inst, name, idx + 2))
+                    "{container_name: rag-%s-%d, %s}" % (inst, name, idx + 2, _free_gpus(services)))
             continue
         cname = inst["container_name"]
         err = chk.scoped(name, cname)
@@ -282,10 +318,10 @@ def _check_instances(chk, name, instances, device):
             if key not in INSTANCE_FIELD_NAMES:
                 err(key, unknown(key, INSTANCE_FIELD_NAMES, "field for an instance", " (the rest is the service's)"))
         if "gpus" not in inst:
-            err("gpus", "is required but missing; e.g. gpus: [5]")
+            err("gpus", "is required but missing; e.g. " + _example("gpus", name, services))
         else:
             sub = _Checker()
-            _check_gpus(sub, name, inst["gpus"], device)
+            _check_gpus(sub, name, inst["gpus"], device, services)
             for message in sub.errors:
                 err("gpus", message.split("field 'gpus': ", 1)[-1])
         if "image" in inst:
@@ -377,9 +413,10 @@ def _check_model(chk, name, model):
                 "got %r" % (source,))
 
 
-def _check_gpus(chk, name, gpus, device):
+def _check_gpus(chk, name, gpus, device, services=None):
     if not isinstance(gpus, list):
-        chk.err(name, "gpus", "must be a list of GPU indices or UUIDs, got %r; write e.g. gpus: [0]" % (gpus,))
+        chk.err(name, "gpus", "must be a list of GPU indices or UUIDs, got %r; write e.g. %s"
+                % (gpus, _free_gpus(services)))
         return
     if device == "gpu" and not gpus:
         chk.err(name, "gpus", "is empty; give at least one GPU, or set device: cpu for the CPU fallback")
@@ -394,14 +431,14 @@ def _check_gpus(chk, name, gpus, device):
             pass
         else:
             chk.err(name, "gpus", "element %r is neither a GPU index (int) nor a GPU UUID (GPU-...); "
-                    "write e.g. gpus: [2, 3]" % (gpu,))
+                    "write e.g. %s" % (gpu, _free_gpus(services)))
             continue
         if gpu in seen:
             chk.err(name, "gpus", "GPU %s is listed twice" % (gpu,))
         seen.append(gpu)
 
 
-def _check_entry(chk, entry, index):
+def _check_entry(chk, entry, index, services=None):
     if not isinstance(entry, dict):
         chk.errors.append("gpu_stack_services[%d]: must be a mapping with name, image, gpus, port, model and "
                           "vram_estimate_gb, got %r" % (index, entry))
@@ -420,8 +457,7 @@ def _check_entry(chk, entry, index):
     for field in FIELDS:
         # a misspelt required field is one error ("did you mean"), not two
         if field.required and field.name not in entry and field.name not in typos:
-            chk.err(name, field.name, "is required but missing; e.g. %s: %s"
-                    % (field.name, field.example if field.example is not None else "..."))
+            chk.err(name, field.name, "is required but missing; e.g. " + _example(field.name, name, services))
 
     device = entry.get("device", "gpu")
     if device not in DEVICES:
@@ -432,7 +468,7 @@ def _check_entry(chk, entry, index):
                                       or not CONTAINER_NAME_RE.match(entry["container_name"])):
         chk.err(name, "container_name", "%r is not a valid container name" % (entry["container_name"],))
     if "gpus" in entry:
-        _check_gpus(chk, name, entry["gpus"], device)
+        _check_gpus(chk, name, entry["gpus"], device, services)
     for key in ("port", "container_port", "backend_port"):
         if key in entry:
             _check_port(chk.scoped(name), key, entry[key])
@@ -440,7 +476,7 @@ def _check_entry(chk, entry, index):
         chk.err(name, "max_gpus", "%r must be a whole number >= 1%s"
                 % (entry["max_gpus"], quoted("max_gpus", entry["max_gpus"])))
     if "instances" in entry:
-        _check_instances(chk, name, entry["instances"], device)
+        _check_instances(chk, name, entry["instances"], device, services)
     if entry.get("cpu_fallback") is not None:
         _check_cpu_fallback(chk.scoped(name), entry["cpu_fallback"])
     if "thresholds" in entry:
@@ -613,7 +649,7 @@ def validate_services(services, overrides=None, common_env=None, bind_address="1
     for idx, entry in enumerate(services):
         if isinstance(entry, dict) and entry.get("name") in overrides:
             entry = deep_merge(entry, overrides[entry["name"]])
-        _check_entry(chk, entry, idx)
+        _check_entry(chk, entry, idx, services)
         merged.append(entry)
     # Cross-entry checks run even when entries have errors, so one run reports everything.
     seen_names, seen_ports, seen_containers = {}, {}, {}

@@ -45,13 +45,13 @@ def test_seed_map_is_valid_and_normalised():
 
 BAD = [
     ("missing image", edit("whisper", image=KeyError),
-     "service 'whisper': field 'image': is required but missing; e.g. image: rag-llm-server:1.4.2"),
+     "service 'whisper': field 'image': is required but missing; e.g. image: rag-whisper:<version tag or @sha256 digest>"),
     ("non-integer GPU", edit("embedding", gpus=["one"]),
      "service 'embedding': field 'gpus': element 'one' is neither a GPU index (int) nor a GPU UUID (GPU-...); "
-     "write e.g. gpus: [2, 3]"),
+     "write e.g. gpus: [1]"),
     ("float GPU", edit("embedding", gpus=[1.5]),
      "service 'embedding': field 'gpus': element 1.5 is neither a GPU index (int) nor a GPU UUID (GPU-...); "
-     "write e.g. gpus: [2, 3]"),
+     "write e.g. gpus: [1]"),
     ("duplicate port", edit("ocr", port=8001),
      "service 'ocr': field 'port': 8001 is already used by service 'embedding'; give each service its own host port"),
     ("latest tag", edit("llm", image="rag-llm-server:latest"),
@@ -83,9 +83,9 @@ BAD = [
      "service 'llm': field 'instances': must be a list of {container_name, gpus, ...}"),
     ("instance without a name", edit("llm", instances=[{"gpus": [5]}]),
      "service 'llm': field 'instances[0]': must be a mapping with container_name and gpus, got {'gpus': [5]}; "
-     "write e.g. {container_name: rag-llm-2, gpus: [5]}"),
+     "write e.g. {container_name: rag-llm-2, gpus: [6]}"),
     ("instance without GPUs", edit("llm", instances=[{"container_name": "rag-llm-server-2"}]),
-     "service 'llm': instance 'rag-llm-server-2': field 'gpus': is required but missing; e.g. gpus: [5]"),
+     "service 'llm': instance 'rag-llm-server-2': field 'gpus': is required but missing; e.g. gpus: [5] (a GPU no other service uses)"),
     ("instance setting a service-wide field", edit("llm", instances=[{"container_name": "rag-llm-server-2",
                                                                       "gpus": [5], "port": 8005}]),
      "service 'llm': instance 'rag-llm-server-2': field 'port': unknown field for an instance; allowed: "
@@ -147,3 +147,34 @@ def test_a_misspelt_required_field_is_one_error_that_suggests_the_right_name():
         validate_services(services)
     assert len(exc.value.errors) == 1
     assert exc.value.errors[0].startswith("service 'whisper': field 'port': is required but missing")
+
+
+def test_examples_in_messages_fit_the_service_and_never_use_another_services_values():
+    """A missing field's example is this service's own (its image name) or free in this map (a GPU,
+    a port nobody uses): copying it never creates a clash with another service."""
+    for field in ("image", "gpus", "port", "model", "vram_estimate_gb"):
+        services = edit("whisper", **{field: KeyError})
+        with pytest.raises(ServiceMapError) as exc:
+            validate_services(services)
+        message = exc.value.errors[0]
+        assert message.startswith("service 'whisper': field '%s': is required but missing; e.g. %s: " % (field, field))
+        example = message.split("e.g. ", 1)[1]
+        for other in services:
+            if other["name"] == "whisper":
+                continue
+            theirs = other[field]
+            if field == "gpus":
+                ours = yaml.safe_load(example.split(": ", 1)[1].split(" (", 1)[0])
+                assert not set(ours) & set(theirs), message
+            else:
+                value = theirs["repo_id"] if field == "model" else str(theirs)
+                assert value not in example, (field, message)
+    assert "e.g. image: rag-whisper:" in validate_error(edit("whisper", image=KeyError))
+    assert "e.g. port: 8004 (a port no other service uses)" in validate_error(edit("whisper", port=KeyError))
+    assert "e.g. gpus: [0] (a GPU no other service uses)" in validate_error(edit("whisper", gpus=KeyError))
+
+
+def validate_error(services):
+    with pytest.raises(ServiceMapError) as exc:
+        validate_services(services)
+    return exc.value.errors[0]
