@@ -41,8 +41,14 @@ def test_bare_node_converges_with_all_services_healthy(converged_node):
 
 
 def printed_rows(out, title, node):
-    block = out[out.index("%s %s" % (title, node)):].split("msg: |-", 1)[1].split("TASK [")[0]
-    return [line.split() for line in block.strip("\n").splitlines() if line.strip()]
+    """The rows of a table the run printed: the indented lines of its `msg: |-` block."""
+    rows = []
+    for line in out[out.index("%s %s" % (title, node)):].split("msg: |-", 1)[1].splitlines()[1:]:
+        if line.strip() and not line.startswith(" "):
+            break  # the block ends at the next unindented line (TASK, PLAY RECAP, a warning)
+        if line.strip():
+            rows.append(line.split())
+    return rows
 
 
 def test_the_readme_sample_is_what_a_fresh_run_prints(converged_node):
