@@ -28,7 +28,7 @@ from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_load import 
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_plan import PlanError, build_plan
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._model_snapshot import inspect_snapshot
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._service_map import (
-    ServiceMapError, instance_views, validate_services)
+    ServiceMapError, check_settings, instance_views, validate_services, with_defaults)
 
 SEVERITY = {"fail": "critical", "warn": "warning"}
 OPTION_BY_NAME = dict((option.name, option) for option in OPTIONS)
@@ -80,7 +80,7 @@ def _inspect(api, ref, image=False):
 
 class DriftCheck(object):
     def __init__(self, params, api, run_command, host):
-        self.p = params
+        self.p = with_defaults(params)
         self.api = api
         self.run_command = run_command
         self.f = Findings(host)
@@ -190,6 +190,8 @@ class DriftCheck(object):
 
     def containers(self, planned):
         p = self.p
+        if check_settings(p):
+            return  # reported by the plan
         try:
             normalised = validate_services(p["services"], p["overrides"], p["common_env"], p["bind_address"])
         except ServiceMapError:
@@ -422,6 +424,8 @@ class DriftCheck(object):
 
     def models(self):
         p = self.p
+        if check_settings(p):
+            return  # reported by the plan
         try:
             normalised = validate_services(p["services"], p["overrides"], p["common_env"], p["bind_address"])
         except ServiceMapError:

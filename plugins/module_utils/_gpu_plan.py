@@ -19,7 +19,7 @@ from ansible_collections.ragops.gpu_stack.plugins.module_utils._failover import 
     CPU_WARNING, apply_record, describe, normalise_record)
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_info import blocking_issues
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._service_map import (
-    ServiceMapError, instance_views, preallocation, validate_services, who)
+    ServiceMapError, check_settings, instance_views, preallocation, validate_services, who, with_defaults)
 
 PLAN_VERSION = 1
 CONTAINER_MODELS_PATH = "/models"
@@ -272,10 +272,20 @@ def build_plan(services, gpu_info=None, overrides=None, common_env=None, bind_ad
     without, the plan is built from what resolves and ``errors`` lists the rest (the health check:
     it shows every service even when the map cannot be deployed as it is)."""
     errors, warnings = [], []
+    given = with_defaults(dict(services=services, overrides=overrides, common_env=common_env,
+                               bind_address=bind_address, reserved_gpus=reserved_gpus,
+                               memory_limit_pct=memory_limit_pct, expected_gpus=expected_gpus,
+                               models_root=models_root, load_balancer=load_balancer))
+    settings = check_settings(given)
+    overrides, common_env, bind_address = given["overrides"], given["common_env"], given["bind_address"]
+    memory_limit_pct, models_root, load_balancer = given["memory_limit_pct"], given["models_root"], given["load_balancer"]
     try:
-        normalised = validate_services(services, overrides, common_env, bind_address)
+        normalised = validate_services(services, overrides, common_env if not settings else {},
+                                       bind_address if not settings else "127.0.0.1")
     except ServiceMapError as exc:
-        raise PlanError(exc.errors)
+        raise PlanError(settings + exc.errors)
+    if settings:
+        raise PlanError(settings)
     reserved = set(reserved_gpus or [])
     active = [s for s in normalised if s["enabled"]]
     balanced = _balanced(active, load_balancer, errors)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import copy
 import difflib
+import ipaddress
+import math
 import re
 
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._common import REVISION_RE, UUID_RE, parse_size
@@ -38,18 +40,123 @@ TIERS = ("primary", "secondary")
 # gpu_container's healthcheck timing defaults (its option table is their one home)
 DEFAULT_HEALTHCHECK = dict((param.name, param.default) for param in HEALTHCHECK_TIMING)
 
-# The map as module arguments (gpu_plan, drift_info); documented by the service_map doc fragment.
-MAP_ARGS = dict(
-    services=dict(type="list", elements="dict", required=True),
-    overrides=dict(type="dict", default={}),
-    common_env=dict(type="dict", default={}),
-    bind_address=dict(type="str", default="127.0.0.1"),
-    reserved_gpus=dict(type="list", elements="int", default=[]),
-    load_balancer=dict(type="str", default="auto", choices=["auto", "all", "none"]),
-    memory_limit_pct=dict(type="int", default=90),
-    expected_gpus=dict(type="dict"),
-    models_root=dict(type="path", default="/opt/models/hf"),
+class Setting(object):
+    """One top-level variable of the map, as a module option: ``gpu_stack_<var>`` -> option ``name``."""
+
+    def __init__(self, name, var, kind, default, check, required=False):
+        self.name = name
+        self.required = required
+        self.var = var
+        self.kind = kind
+        self.default = default
+        self.check = check  # value -> list of problems (no prefix), empty when valid
+
+
+def _check_reserved(value):
+    if not isinstance(value, list):
+        return ["%r is not a list of GPU indices; write e.g. [5, 6, 7]" % (value,)]
+    out = []
+    for gpu in value:
+        if not _is_int(gpu) or gpu < 0:
+            out.append("%r is not a GPU index (a whole number >= 0, written unquoted)" % (gpu,))
+    out += ["GPU %s is listed twice" % g for g in sorted(set(g for g in value if _is_int(g) and value.count(g) > 1))]
+    return out
+
+
+def _check_memory_limit(value):
+    if not _is_number(value) or not 0 < value <= 100:
+        return ["%r is not a percentage in (0, 100]%s" % (value, quoted("gpu_stack_gpu_memory_limit_pct", value) or
+                                                           "; write e.g. gpu_stack_gpu_memory_limit_pct: 90")]
+    return []
+
+
+EXPECTED_GPU_KEYS = ("count", "name", "nvswitch")
+
+
+def _check_expected(value):
+    if value is None:
+        return []
+    if not isinstance(value, dict):
+        return ["%r is not a mapping; write e.g. {count: 8, name: NVIDIA A100-SXM4-80GB, nvswitch: true}" % (value,)]
+    out = ["%r: %s" % (k, unknown(k, EXPECTED_GPU_KEYS, "key")) for k in value if k not in EXPECTED_GPU_KEYS]
+    if "count" in value and (not _is_int(value["count"]) or value["count"] < 1):
+        out.append("count %r is not a whole number >= 1%s" % (value["count"], quoted("count", value["count"])))
+    if "name" in value and (not isinstance(value["name"], str) or not value["name"].strip()):
+        out.append("name %r is not a GPU name as NVML reports it, e.g. NVIDIA A100-SXM4-80GB" % (value["name"],))
+    if "nvswitch" in value and not isinstance(value["nvswitch"], bool):
+        out.append("nvswitch %r is not true or false" % (value["nvswitch"],))
+    return out
+
+
+def _check_bind(value):
+    if not isinstance(value, str) or not _is_address(value):
+        return ["%r is not an IP address; write e.g. 127.0.0.1 (this host only) or the address of one interface"
+                % (value,)]
+    return []
+
+
+def _check_common_env(value):
+    out = []
+    _check_env(lambda field, message: out.append(message), value)
+    return out
+
+
+def _check_choice(choices):
+    def check(value):
+        return [] if value in choices else ["%r is not one of %s" % (value, ", ".join(choices))]
+    return check
+
+
+def _check_models_root(value):
+    if not isinstance(value, str) or not value.startswith("/") or ".." in value.split("/") \
+            or value.rstrip("/") in ("", "/etc", "/proc", "/sys", "/var/run", "/run", "/usr", "/boot", "/dev"):
+        return ["%r is not a directory of its own for the models; write an absolute path such as /opt/models/hf"
+                % (value,)]
+    return []
+
+
+LOAD_BALANCER_MODES = ("auto", "all", "none")
+
+# The top-level variables the planner, the drift check and failover take (as module options of the
+# same name without gpu_stack_): their defaults and their checks, here only.
+SETTINGS = (
+    # the services and their overrides: validate_services
+    Setting("services", "gpu_stack_services", "list", None, lambda value: [], required=True),
+    Setting("overrides", "gpu_stack_service_overrides", "dict", {}, lambda value: []),
+    Setting("common_env", "gpu_stack_common_env", "dict", {}, _check_common_env),
+    Setting("bind_address", "gpu_stack_bind_address", "str", "127.0.0.1", _check_bind),
+    Setting("reserved_gpus", "gpu_stack_reserved_gpus", "list of int", [], _check_reserved),
+    Setting("load_balancer", "gpu_stack_load_balancer", "str", "auto", _check_choice(LOAD_BALANCER_MODES)),
+    Setting("memory_limit_pct", "gpu_stack_gpu_memory_limit_pct", "number", 90, _check_memory_limit),
+    Setting("expected_gpus", "gpu_stack_expected_gpus", "dict", None, _check_expected),
+    Setting("models_root", "hf_models_root", "path", "/opt/models/hf", _check_models_root),
 )
+
+# The map as module arguments (gpu_plan, drift_info, gpu_failover); documented by the service_map doc
+# fragment. Raw: the types are checked by check_settings, whose messages name the variable.
+MAP_ARGS = dict((s.name, dict(type="raw", required=True) if s.required else dict(type="raw", default=s.default))
+                for s in SETTINGS)
+
+
+def with_defaults(params):
+    """`params` with every top-level setting that is None (unset, or empty in YAML) at its default."""
+    out = dict(params)
+    for setting in SETTINGS:
+        if out.get(setting.name) is None:
+            out[setting.name] = copy.deepcopy(setting.default)
+    return out
+
+
+def check_settings(params):
+    """Every problem with the top-level variables in module params, each naming the variable, the
+    bad value and the fix (empty: valid). None stands for the default."""
+    errors = []
+    for setting in SETTINGS:
+        value = params.get(setting.name)
+        # unset, or empty in YAML (`gpu_stack_reserved_gpus:`): the default
+        for problem in setting.check(setting.default if value is None else value):
+            errors.append("%s: %s" % (setting.var, problem))
+    return errors
 
 
 class ServiceMapError(ValueError):
@@ -183,7 +290,16 @@ def _is_int(value):
 
 
 def _is_number(value):
-    return (_is_int(value) or isinstance(value, float)) and not isinstance(value, bool)
+    """A finite int or float (not a bool, not NaN or infinity)."""
+    return (_is_int(value) or isinstance(value, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_address(value):
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 def deep_merge(base, override):
@@ -270,7 +386,8 @@ def _used(services, key):
     for entry in services or []:
         if not isinstance(entry, dict):
             continue
-        for item in [entry] + [i for i in entry.get("instances") or [] if isinstance(i, dict)]:
+        instances = entry.get("instances") if isinstance(entry.get("instances"), list) else []
+        for item in [entry] + [i for i in instances if isinstance(i, dict)]:
             values = item.get(key) if key == "gpus" else [item.get(key)]
             for value in values if isinstance(values, list) else []:
                 if _is_int(value):
@@ -488,7 +605,8 @@ def _check_entry(chk, entry, index, services=None):
                 "preallocation_env: GPU_MEMORY_UTILIZATION" % (prealloc,))
     else:
         instances = [("instances[%d].env" % i, inst.get("env"))
-                     for i, inst in enumerate(entry.get("instances") or []) if isinstance(inst, dict)]
+                     for i, inst in enumerate(entry.get("instances") if isinstance(entry.get("instances"), list) else [])
+                     if isinstance(inst, dict)]
         envs = [("env", entry.get("env"))] + instances
         for field, env in envs:
             if isinstance(env, dict) and prealloc in env and preallocation(env[prealloc]) is None:
@@ -641,13 +759,17 @@ def validate_services(services, overrides=None, common_env=None, bind_address="1
     if not isinstance(overrides, dict):
         raise ServiceMapError(["gpu_stack_service_overrides: must map service names to partial entries"])
     names = [e.get("name") for e in services if isinstance(e, dict)]
-    for name in overrides:
+    for name, value in overrides.items():
         if name not in names:
             chk.errors.append("gpu_stack_service_overrides: '%s' is not a service in gpu_stack_services (known: %s)"
                               % (name, ", ".join(str(n) for n in names)))
+        elif not isinstance(value, dict):
+            chk.errors.append("gpu_stack_service_overrides: '%s': %r is not a partial entry; write e.g. "
+                              "{%s: {env: {NAME: value}}}" % (name, value, name))
     merged = []
     for idx, entry in enumerate(services):
-        if isinstance(entry, dict) and entry.get("name") in overrides:
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str) \
+                and isinstance(overrides.get(entry["name"]), dict):
             entry = deep_merge(entry, overrides[entry["name"]])
         _check_entry(chk, entry, idx, services)
         merged.append(entry)
@@ -664,13 +786,15 @@ def validate_services(services, overrides=None, common_env=None, bind_address="1
             continue
         port = entry.get("port")
         addr = entry.get("bind_address") or bind_address
-        if _is_int(port):
+        if _is_int(port) and isinstance(addr, str):
             for (other_addr, other_port), other in seen_ports.items():
                 if other_port == port and (other_addr == addr or "0.0.0.0" in (addr, other_addr)):
                     chk.err(name, "port", "%d is already used by service '%s'; give each service its own host port"
                             % (port, other))
             seen_ports[(addr, port)] = name
         cname = entry.get("container_name") or "rag-%s" % name
+        if not isinstance(cname, str):
+            continue  # reported by the entry's check
         if cname in seen_containers:
             chk.err(name, "container_name", "'%s' is already used by %s" % (cname, seen_containers[cname]))
         seen_containers[cname] = "service '%s'" % name

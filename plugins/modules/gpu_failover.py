@@ -112,7 +112,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._failover import (
     FailoverError, automatic, describe, failback, failover, normalise_record)
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._service_map import (
-    MAP_ARGS, ServiceMapError, instance_views, validate_services)
+    MAP_ARGS, ServiceMapError, check_settings, instance_views, validate_services, with_defaults)
 
 
 def main():
@@ -123,7 +123,10 @@ def main():
                            min_interval_s=dict(type="int")),
         supports_check_mode=True,
     )
-    p = module.params
+    p = with_defaults(module.params)
+    bad = check_settings(p)
+    if bad:
+        module.fail_json(msg="the GPU map cannot be deployed: " + " | ".join(bad), errors=bad)
     if p["gpu_info"].get("driver_state", "ok") != "ok":
         module.fail_json(msg="failover needs the GPUs: the NVIDIA driver is not usable (%s); fix the driver first"
                          % p["gpu_info"].get("driver_error"))

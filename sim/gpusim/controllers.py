@@ -1,7 +1,7 @@
 """The controller matrix (`make test-matrix`): one environment per ansible-core release line.
 
 requirements/matrix.yml lists the entries. Each gets a virtualenv core-<X.Y>/ under ENVS (below) with the
-controller runtime of requirements/requirements.txt (ansible-core at the entry's pin) and pytest,
+controller runtime of requirements/requirements.txt (ansible-core at the entry's pin) and pytest (with hypothesis),
 every other version from requirements/constraints.txt (except the entry's `pins`). pip downloads
 the wheels on this machine, for the entry's Python, into py<X.Y>/ next to it through its own
 configured index; the virtualenv installs them offline (--no-index).
@@ -111,7 +111,7 @@ class Controller(object):
             if line:
                 reqs.append("ansible-core==" + self.core if line.startswith("ansible-core") else line)
         dev = (ROOT / "requirements" / "requirements-dev.txt").read_text()
-        reqs += re.findall(r"^pytest==\S+", dev, re.M)
+        reqs += re.findall(r"^(?:pytest|hypothesis)==\S+", dev, re.M)
         pinned = {re.split(r"[=<>!~]", p, 1)[0].lower() for p in self.pins}
         cons = [line for line in (ROOT / "requirements" / "constraints.txt").read_text().splitlines()
                 if line.strip() and not line.startswith("#")

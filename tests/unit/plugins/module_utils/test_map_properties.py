@@ -1,0 +1,151 @@
+# -*- coding: utf-8 -*-
+"""The map's top-level variables are checked like its entries (type, range, unknown keys; a message
+naming the variable and the fix), and a property over the validator and the planner: whatever map
+and settings an inventory holds, build_plan either plans or refuses with messages, never an
+exception of another kind (Hypothesis generates the maps from the guide's by breaking them)."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ansible_collections.ragops.gpu_stack.plugins.module_utils import _gpu_info as gi
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._failover import FailoverError
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_plan import PlanError, build_plan
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._service_map import (
+    FIELDS, INSTANCE_FIELDS, SETTINGS, check_settings)
+
+ROOT = Path(__file__).resolve().parents[4]
+INV = yaml.safe_load((ROOT / "inventories/a100/group_vars/gpu_nodes/gpu_stack.yml").read_text())
+
+
+def args(**kw):
+    out = {"services": copy.deepcopy(INV["gpu_stack_services"]), "common_env": INV["gpu_stack_common_env"],
+           "reserved_gpus": INV["gpu_stack_reserved_gpus"], "expected_gpus": INV["gpu_stack_expected_gpus"],
+           "memory_limit_pct": 90}
+    out.update(kw)
+    return out
+
+
+BAD_SETTINGS = [
+    (dict(reserved_gpus="5-7"), "gpu_stack_reserved_gpus: '5-7' is not a list of GPU indices; write e.g. [5, 6, 7]"),
+    (dict(reserved_gpus=[5, "6", -1, 5]), "gpu_stack_reserved_gpus: '6' is not a GPU index (a whole number >= 0, "
+                                          "written unquoted)"),
+    (dict(reserved_gpus=[5, 5]), "gpu_stack_reserved_gpus: GPU 5 is listed twice"),
+    (dict(memory_limit_pct=float("nan")), "gpu_stack_gpu_memory_limit_pct: nan is not a percentage in (0, 100]; "
+                                          "write e.g. gpu_stack_gpu_memory_limit_pct: 90"),
+    (dict(memory_limit_pct=float("inf")), "gpu_stack_gpu_memory_limit_pct: inf is not a percentage in (0, 100]"),
+    (dict(memory_limit_pct=150), "gpu_stack_gpu_memory_limit_pct: 150 is not a percentage in (0, 100]"),
+    (dict(memory_limit_pct="90"), "gpu_stack_gpu_memory_limit_pct: '90' is not a percentage in (0, 100] (a quoted "
+                                  "number: write gpu_stack_gpu_memory_limit_pct: 90 without quotes"),
+    (dict(expected_gpus={"cout": 8}), "gpu_stack_expected_gpus: 'cout': unknown key; did you mean 'count'?"),
+    (dict(expected_gpus={"count": 0}), "gpu_stack_expected_gpus: count 0 is not a whole number >= 1"),
+    (dict(expected_gpus={"nvswitch": "yes"}), "gpu_stack_expected_gpus: nvswitch 'yes' is not true or false"),
+    (dict(expected_gpus=[8]), "gpu_stack_expected_gpus: [8] is not a mapping"),
+    (dict(bind_address="localhost"), "gpu_stack_bind_address: 'localhost' is not an IP address; write e.g. "
+                                     "127.0.0.1 (this host only) or the address of one interface"),
+    (dict(common_env=["HF_HUB_OFFLINE=1"]), "gpu_stack_common_env: must be a mapping of NAME: value"),
+    (dict(common_env={"HF HUB": "1"}), "gpu_stack_common_env: 'HF HUB' is not a valid environment variable name"),
+    (dict(load_balancer="haproxy"), "gpu_stack_load_balancer: 'haproxy' is not one of auto, all, none"),
+    (dict(models_root="/etc"), "hf_models_root: '/etc' is not a directory of its own for the models"),
+    (dict(models_root="models"), "hf_models_root: 'models' is not a directory of its own for the models"),
+]
+
+
+@pytest.mark.parametrize("change,message", BAD_SETTINGS, ids=[m.split(":")[0] + " " + repr(c)[:40]
+                                                             for c, m in BAD_SETTINGS])
+def test_a_bad_top_level_variable_is_refused_naming_it_before_anything_changes(change, message):
+    with pytest.raises(PlanError) as exc:
+        build_plan(**args(**change))
+    assert any(e.startswith(message) for e in exc.value.errors), exc.value.errors
+
+
+def test_the_guides_settings_pass_and_every_setting_has_one_default_that_the_roles_use():
+    assert check_settings(args()) == []
+    assert check_settings({"services": []}) == []  # every default is valid
+    defaults = (ROOT / "roles/gpu_services/defaults/main.yml").read_text()
+    for setting in SETTINGS:
+        if setting.default is None or not setting.var.startswith("gpu_stack_") or setting.name == "overrides":
+            continue  # no default, not the role's variable, or read through the merged layers
+        # the role's fallback for an unset variable is the schema's default
+        found = re.search(r"\{\{ %s \| default\((.*?)\) \}\}" % setting.var, defaults)
+        assert found, "roles/gpu_services/defaults/main.yml does not read %s" % setting.var
+        assert yaml.safe_load(found.group(1)) == setting.default, (setting.var, found.group(1), setting.default)
+
+
+def test_a_service_estimate_that_is_not_finite_is_refused():
+    for value in (float("nan"), float("inf")):
+        services = copy.deepcopy(INV["gpu_stack_services"])
+        services[0]["vram_estimate_gb"] = value
+        with pytest.raises(PlanError) as exc:
+            build_plan(**args(services=services))
+        assert exc.value.errors[0].startswith("service 'whisper': field 'vram_estimate_gb': %r is not a size in GB"
+                                              % value)
+
+
+# -- the property --------------------------------------------------------------------------------
+
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-2, 2 ** 40), st.floats(allow_nan=True),
+                    st.text(max_size=12), st.sampled_from(["8003", "0.9", "GPU-", "fp16", "127.0.0.1", "-1",
+                                                           "rag-x:1.0", "/", "/etc", "secondary", "cpu"]))
+VALUES = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                       st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+                      max_leaves=8)
+KEYS = [f.name for f in FIELDS] + [f.name for f in INSTANCE_FIELDS] + ["prot", "", "x"]
+SETTING_NAMES = [s.name for s in SETTINGS if s.name != "services"]
+
+
+@st.composite
+def broken_maps(draw):
+    """The guide's map and settings with a few values replaced by anything (or keys removed)."""
+    kw = args()
+    for _ in range(draw(st.integers(1, 4))):
+        where = draw(st.sampled_from(["service", "instance", "setting"]))
+        if where == "setting":
+            kw[draw(st.sampled_from(SETTING_NAMES))] = draw(VALUES)
+            continue
+        entry = draw(st.sampled_from(kw["services"]))
+        if where == "instance":
+            entry = entry.setdefault("instances", [{"container_name": "rag-extra", "gpus": [5]}])
+            entry = entry[0] if isinstance(entry, list) and entry and isinstance(entry[0], dict) else {}
+        key = draw(st.sampled_from(KEYS))
+        if draw(st.booleans()) and key in entry:
+            del entry[key]
+        else:
+            entry[key] = draw(VALUES)
+    return kw
+
+
+@pytest.fixture(scope="module")
+def a100_info(nvml_lib, tmp_path_factory):
+    from conftest import A100, Machine  # the simulator's 8x A100, read through the real pynvml
+    m = Machine(tmp_path_factory.mktemp("a100") / "a100.json", A100)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GPU_SIM_FIXTURE", str(m.path))
+        return gi.gather()
+
+
+def test_any_map_either_plans_or_is_refused_with_messages_never_an_exception(a100_info):
+    outcomes = {"planned": 0, "refused": 0}
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(broken_maps(), st.booleans())
+    def check(kw, live):
+        try:
+            result = build_plan(gpu_info=a100_info if live else None, **kw)
+        except (PlanError, FailoverError) as exc:
+            assert exc.errors and all(isinstance(e, str) and e for e in exc.errors), exc.errors
+            outcomes["refused"] += 1
+        else:
+            assert isinstance(result["plan"], dict)
+            outcomes["planned"] += 1
+
+    check()
+    # the generator reaches both sides (a property over refusals only would prove little)
+    assert outcomes["refused"] > 0 and outcomes["planned"] > 0, outcomes
