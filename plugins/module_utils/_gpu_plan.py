@@ -281,7 +281,7 @@ def build_plan(services, gpu_info=None, overrides=None, common_env=None, bind_ad
     memory_limit_pct, models_root, load_balancer = given["memory_limit_pct"], given["models_root"], given["load_balancer"]
     try:
         normalised = validate_services(services, overrides, common_env if not settings else {},
-                                       bind_address if not settings else "127.0.0.1")
+                                       bind_address if not settings else "127.0.0.1", models_root)
     except ServiceMapError as exc:
         raise PlanError(settings + exc.errors)
     if settings:

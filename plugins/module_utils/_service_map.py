@@ -20,6 +20,7 @@ import copy
 import difflib
 import ipaddress
 import math
+import os
 import re
 
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._common import REVISION_RE, UUID_RE, parse_size
@@ -36,6 +37,25 @@ SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 PRECISIONS = ("fp16", "bf16", "fp32", "int8", "int4")
 DEVICES = ("gpu", "cpu")
 TIERS = ("primary", "secondary")
+
+# Settings that open the host: refused unless the service's `acknowledge` names them.
+RISKS = dict((
+    ("public_bind", "publishing on an address other than loopback"),
+    ("docker_socket", "mounting the Docker socket"),
+    ("host_path", "mounting a sensitive host path: " + ", ".join(("/",) + tuple(
+        "/boot /dev /etc /lib /proc /root /run /sys /usr /var/lib/docker /var/run".split()))),
+    ("models_rw", "mounting the models root read-write"),
+    ("host_ipc", "the host's IPC namespace"),
+    ("online", "environment that turns the offline mode off"),
+))
+SENSITIVE_PATHS = tuple(RISKS["host_path"].split(": ", 1)[1].split(", "))
+# The offline switches (the guide's) and the values that turn them off.
+OFFLINE_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "LOCAL_FILES_ONLY")
+OFF_VALUES = ("0", "false", "no", "off", "")
+# Docker's ulimit names (docker run --ulimit).
+ULIMIT_NAMES = ("as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc",
+                "rss", "rtprio", "rttime", "sigpending", "stack")
+IPC_MODES = ("private", "shareable", "host", "none")
 
 # gpu_container's healthcheck timing defaults (its option table is their one home)
 DEFAULT_HEALTHCHECK = dict((param.name, param.default) for param in HEALTHCHECK_TIMING)
@@ -254,6 +274,9 @@ FIELDS = (
     Field("volumes", "list", "Extra bind mounts `host:container[:ro|rw]`, in addition to the model cache that is "
           "always mounted read-only.", default=[]),
     Field("purpose", "str", "One line for the allocation table.", default=""),
+    Field("acknowledge", "list", "Settings that open the host which this service may use, each named: "
+          + ", ".join("`%s` (%s)" % kv for kv in RISKS.items()) + ". Without it such a setting is refused.",
+          default=[]),
 )
 FIELD_NAMES = tuple(f.name for f in FIELDS)
 
@@ -654,6 +677,12 @@ def _check_entry(chk, entry, index, services=None):
         ul = entry["ulimits"]
         if not isinstance(ul, dict) or not all(_is_int(v) for v in ul.values()):
             chk.err(name, "ulimits", "must map limit names to integers, e.g. {memlock: -1, stack: 67108864}")
+        else:
+            for key in ul:
+                if key not in ULIMIT_NAMES:
+                    chk.err(name, "ulimits.%s" % key, unknown(key, ULIMIT_NAMES, "limit"))
+    if isinstance(entry.get("ipc"), str) and entry["ipc"] not in IPC_MODES and not entry["ipc"].startswith("container:"):
+        chk.err(name, "ipc", "%r is not one of %s or container:NAME" % (entry["ipc"], ", ".join(IPC_MODES)))
     for key in ("command", "volumes"):
         if entry.get(key) is not None and (not isinstance(entry[key], list)
                                            or not all(isinstance(v, str) for v in entry[key])):
@@ -663,6 +692,55 @@ def _check_entry(chk, entry, index, services=None):
             chk.err(name, key, "must be a string, got %r" % (entry[key],))
     if isinstance(entry.get("health_path"), str) and not entry["health_path"].startswith("/"):
         chk.err(name, "health_path", "%r must start with /" % entry["health_path"])
+
+
+def _check_exposure(chk, name, entry, bind_address, common_env, models_root):
+    """Settings that open the host, refused unless the entry's `acknowledge` names them."""
+    ack = entry.get("acknowledge", [])
+    if not isinstance(ack, list) or not all(isinstance(a, str) for a in ack):
+        chk.err(name, "acknowledge", "must be a list of names from: %s" % ", ".join(RISKS))
+        return
+    for item in ack:
+        if item not in RISKS:
+            chk.err(name, "acknowledge", "%r: %s" % (item, unknown(item, tuple(RISKS), "name")))
+
+    def refuse(field, risk, what, fix):
+        if risk not in ack:
+            chk.err(name, field, "%s; %s, or acknowledge it with acknowledge: [%s]" % (what, fix, risk))
+
+    bind = entry.get("bind_address") or bind_address
+    if isinstance(bind, str) and _is_address(bind) and not ipaddress.ip_address(bind).is_loopback:
+        refuse("bind_address", "public_bind", "%s publishes port %s beyond this host" % (bind, entry.get("port")),
+               "publish on 127.0.0.1 and put a proxy with access control in front")
+    for spec in entry.get("volumes") if isinstance(entry.get("volumes"), list) else []:
+        parts = str(spec).split(":")
+        host = os.path.normpath(parts[0]) if parts[0].startswith("/") else parts[0]
+        writable = "ro" not in (parts[2].split(",") if len(parts) > 2 else [])
+        if os.path.basename(host) == "docker.sock":
+            refuse("volumes", "docker_socket", "%r mounts the Docker socket: root on the host for the container"
+                   % (spec,), "remove it")
+        elif host in SENSITIVE_PATHS:
+            refuse("volumes", "host_path", "%r mounts %s of the host" % (spec, host), "mount a directory of its own")
+        elif writable and isinstance(models_root, str) and _within(host, models_root):
+            refuse("volumes", "models_rw", "%r mounts the models root %s writable: the service could change the "
+                   "verified models of every service" % (spec, models_root), "mount it :ro (it is mounted read-only "
+                   "at the models path already)")
+    if entry.get("ipc") == "host":
+        refuse("ipc", "host_ipc", "ipc: host shares the host's IPC namespace", "use ipc: private (or shareable)")
+    envs = [("gpu_stack_common_env", common_env), ("env", entry.get("env"))] + [
+        ("instances[%d].env" % i, inst.get("env")) for i, inst in enumerate(
+            entry.get("instances") if isinstance(entry.get("instances"), list) else []) if isinstance(inst, dict)]
+    for field, env in envs:
+        for key in OFFLINE_ENV:
+            if isinstance(env, dict) and key in env and str(env[key]).strip().lower() in OFF_VALUES:
+                refuse(field, "online", "%s=%r lets the service fetch models from the internet" % (key, env[key]),
+                       "keep %s=\"1\" (stage the models with hf_models)" % key
+                       if key != "LOCAL_FILES_ONLY" else "keep LOCAL_FILES_ONLY=\"true\"")
+
+
+def _within(path, root):
+    root = os.path.normpath(root)
+    return path == root or path.startswith(root.rstrip("/") + "/") or root.startswith(path.rstrip("/") + "/")
 
 
 def normalise_entry(entry, common_env=None, bind_address="127.0.0.1"):
@@ -745,7 +823,7 @@ def _env_str(value):
     return str(value)
 
 
-def validate_services(services, overrides=None, common_env=None, bind_address="127.0.0.1"):
+def validate_services(services, overrides=None, common_env=None, bind_address="127.0.0.1", models_root=None):
     """Validate ``gpu_stack_services`` (+ ``gpu_stack_service_overrides``) and return normalised entries.
 
     Raises ServiceMapError listing every problem found, each naming service and field. Checks that
@@ -772,6 +850,9 @@ def validate_services(services, overrides=None, common_env=None, bind_address="1
                 and isinstance(overrides.get(entry["name"]), dict):
             entry = deep_merge(entry, overrides[entry["name"]])
         _check_entry(chk, entry, idx, services)
+        if isinstance(entry, dict):
+            _check_exposure(chk, entry.get("name") if isinstance(entry.get("name"), str) else "#%d" % idx, entry,
+                            bind_address, common_env, models_root)
         merged.append(entry)
     # Cross-entry checks run even when entries have errors, so one run reports everything.
     seen_names, seen_ports, seen_containers = {}, {}, {}

@@ -149,3 +149,60 @@ def test_any_map_either_plans_or_is_refused_with_messages_never_an_exception(a10
     check()
     # the generator reaches both sides (a property over refusals only would prove little)
     assert outcomes["refused"] > 0 and outcomes["planned"] > 0, outcomes
+
+
+# -- settings that open the host -------------------------------------------------------------------
+
+EXPOSURES = [
+    ("public_bind", "whisper", dict(bind_address="0.0.0.0"),
+     "service 'whisper': field 'bind_address': 0.0.0.0 publishes port 8004 beyond this host; publish on 127.0.0.1 "
+     "and put a proxy with access control in front, or acknowledge it with acknowledge: [public_bind]"),
+    ("docker_socket", "whisper", dict(volumes=["/var/run/docker.sock:/var/run/docker.sock:ro"]),
+     "service 'whisper': field 'volumes': '/var/run/docker.sock:/var/run/docker.sock:ro' mounts the Docker socket: "
+     "root on the host for the container; remove it, or acknowledge it with acknowledge: [docker_socket]"),
+    ("host_path", "ocr", dict(volumes=["/etc/:/host-etc:ro"]),
+     "service 'ocr': field 'volumes': '/etc/:/host-etc:ro' mounts /etc of the host; mount a directory of its own, "
+     "or acknowledge it with acknowledge: [host_path]"),
+    ("host_path", "ocr", dict(volumes=["/:/host"]), "service 'ocr': field 'volumes': '/:/host' mounts / of the host"),
+    ("models_rw", "llm", dict(volumes=["/opt/models/hf/hub:/cache"]),
+     "service 'llm': field 'volumes': '/opt/models/hf/hub:/cache' mounts the models root /opt/models/hf writable"),
+    ("host_ipc", "llm", dict(ipc="host"),
+     "service 'llm': field 'ipc': ipc: host shares the host's IPC namespace; use ipc: private (or shareable), or "
+     "acknowledge it with acknowledge: [host_ipc]"),
+    ("online", "embedding", dict(env={"HF_HUB_OFFLINE": "0"}),
+     "service 'embedding': field 'env': HF_HUB_OFFLINE='0' lets the service fetch models from the internet; keep "
+     "HF_HUB_OFFLINE=\"1\" (stage the models with hf_models), or acknowledge it with acknowledge: [online]"),
+    ("online", "llm", dict(instances=[{"container_name": "rag-llm-2", "gpus": [5], "tier": "secondary",
+                                       "tensor_parallel": 1,
+                                       "env": {"TRANSFORMERS_OFFLINE": "false", "TENSOR_PARALLEL_SIZE": "1"}}]),
+     "service 'llm': field 'instances[0].env': TRANSFORMERS_OFFLINE='false' lets the service fetch models"),
+]
+
+
+@pytest.mark.parametrize("risk,name,change,message", EXPOSURES, ids=["%s-%s" % (r, n) for r, n, _, _ in EXPOSURES])
+def test_a_setting_that_opens_the_host_is_refused_unless_the_service_acknowledges_it(risk, name, change, message):
+    services = copy.deepcopy(INV["gpu_stack_services"])
+    entry = next(s for s in services if s["name"] == name)
+    for key, value in change.items():
+        entry[key] = dict(entry[key], **value) if isinstance(value, dict) and key in entry else value
+    with pytest.raises(PlanError) as exc:
+        build_plan(**args(services=services))
+    assert [e for e in exc.value.errors if e.startswith(message)], exc.value.errors
+    entry["acknowledge"] = [risk]  # said out loud, per service: planned
+    assert build_plan(**args(services=services))["plan"]["services"]
+
+
+def test_read_only_model_mounts_and_an_unknown_acknowledgement():
+    services = copy.deepcopy(INV["gpu_stack_services"])
+    services[0]["volumes"] = ["/opt/models/hf:/extra-models:ro", "/srv/whisper-cache:/cache"]
+    assert build_plan(**args(services=services))["plan"]["services"]  # read-only, or a directory of its own
+    services[0]["acknowledge"] = ["public_bnd"]
+    with pytest.raises(PlanError) as exc:
+        build_plan(**args(services=services))
+    assert exc.value.errors == ["service 'whisper': field 'acknowledge': 'public_bnd': unknown name; did you mean "
+                                "'public_bind'?"]
+    services[0]["acknowledge"] = []
+    services[0]["ulimits"] = {"memlok": -1}
+    with pytest.raises(PlanError) as exc:
+        build_plan(**args(services=services))
+    assert exc.value.errors == ["service 'whisper': field 'ulimits.memlok': unknown limit; did you mean 'memlock'?"]
