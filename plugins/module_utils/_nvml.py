@@ -95,6 +95,27 @@ class NvmlSession(object):
         return False
 
 
+# How long the parent waits for a finished or killed collector to be reaped. A child stuck in the
+# kernel (an NVML call in uninterruptible sleep) does not die on SIGKILL until the call returns:
+# never wait on it longer than this (it is left to init when the module exits).
+REAP_GRACE_S = 1.0
+
+
+def _reap(pid, grace):
+    """Reap the child if it exits within `grace` seconds; never block longer."""
+    deadline = time.monotonic() + grace
+    while True:
+        try:
+            done, _status = os.waitpid(pid, os.WNOHANG)
+        except OSError:
+            return True  # already reaped
+        if done:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+
+
 def run_isolated(fn, timeout):
     """Run ``fn()`` in a forked child with a hard timeout; returns its (JSON-serialisable) result.
 
@@ -138,10 +159,7 @@ def run_isolated(fn, timeout):
             chunks.append(chunk)
     finally:
         os.close(read_fd)
-        try:
-            os.waitpid(pid, 0)
-        except OSError:
-            pass
+        _reap(pid, REAP_GRACE_S)
     raw = b"".join(chunks)
     if not raw:
         raise NvmlError("UNEXPECTED", "the NVML collector exited without a result")

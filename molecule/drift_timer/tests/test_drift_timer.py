@@ -20,6 +20,8 @@ def test_units_valid_and_timer_active(host):
     assert "OnCalendar=*-*-* 06:00:00" in timer and "Persistent=true" in timer
     svc = host.file("/etc/systemd/system/ragops-drift-check.service").content_string
     assert "EnvironmentFile=/etc/ragops/drift-check.env" in svc and "Type=oneshot" in svc
+    # a hung check cannot block the timer: systemd kills it after its start timeout (30 min by default)
+    assert host.check_output("systemctl show -p TimeoutStartUSec ragops-drift-check.service") == "TimeoutStartUSec=30min"
     verify = host.run("systemd-analyze verify /etc/systemd/system/ragops-drift-check.timer")
     assert "ragops-drift-check" not in verify.stderr or verify.rc == 0, verify.stderr
     t = host.service("ragops-drift-check.timer")

@@ -335,3 +335,32 @@ class _Broken(object):
 
     def nvmlShutdown(self):
         pass
+
+
+def _stuck(pidfile):
+    """The collector's work when NVML is stuck in the kernel: it records its pid and never answers."""
+    with open(pidfile, "w") as out:
+        out.write(str(os.getpid()))
+    time.sleep(120)
+
+
+def test_the_hard_timeout_does_not_wait_on_a_collector_that_outlives_the_kill(tmp_path, monkeypatch):
+    """A child stuck in an NVML call in the kernel does not die on SIGKILL until the call returns.
+    Here the kill is made to miss (the child goes on sleeping): run_isolated must still return with
+    its timeout, leaving the child behind, instead of a blocking wait for it."""
+    from ansible_collections.ragops.gpu_stack.plugins.module_utils import _nvml
+
+    real_kill = os.kill
+    pidfile = tmp_path / "collector.pid"
+    monkeypatch.setattr(_nvml.os, "kill", lambda pid, sig: None)
+    try:
+        with pytest.raises(NvmlTimeout):
+            gi.run_isolated(lambda: _stuck(str(pidfile)), 0.5)
+        monkeypatch.undo()
+        pid = int(pidfile.read_text())
+        real_kill(pid, 0)  # still there: run_isolated came back without waiting for it
+    finally:
+        monkeypatch.undo()
+        if pidfile.exists():
+            real_kill(int(pidfile.read_text()), 9)
+            os.waitpid(int(pidfile.read_text()), 0)
