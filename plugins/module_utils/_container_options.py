@@ -27,6 +27,9 @@ from ansible_collections.ragops.gpu_stack.plugins.module_utils._common import LA
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._docker_client import DOCKER_CLIENT_ARGS
 
 MANAGED_BY = "ragops.gpu_stack.gpu_container"
+# The name a container's replacement is created under during a recreate (renamed once it is in
+# place); the service map refuses container names that end with it.
+NEXT_SUFFIX = "-ragops-next"
 # The plan entry's VRAM estimate in GB, for `docker inspect` and for a service that sizes itself
 # from it (the simulator's stand-ins).
 ESTIMATE_LABEL = LABEL_PREFIX + "vram-estimate-gb"

@@ -20,11 +20,10 @@ from __future__ import annotations
 import time
 
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._container_options import (
-    ContainerError, GpuRefs, actual_state, compare, create_kwargs, desired_state, parse_port, public, update_kwargs)
+    NEXT_SUFFIX, ContainerError, GpuRefs, actual_state, compare, create_kwargs, desired_state, parse_port, public,
+    update_kwargs)
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._docker_client import (
     EngineError, api_error_text, docker, is_not_found)
-
-NEXT_SUFFIX = "-ragops-next"
 
 
 def host_index_findings(name, inspect):

@@ -24,7 +24,7 @@ import os
 import re
 
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._common import REVISION_RE, UUID_RE, parse_size
-from ansible_collections.ragops.gpu_stack.plugins.module_utils._container_options import HEALTHCHECK_TIMING
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._container_options import HEALTHCHECK_TIMING, NEXT_SUFFIX
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_info import LOAD_THRESHOLDS, check_thresholds
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -694,6 +694,23 @@ def _check_entry(chk, entry, index, services=None):
         chk.err(name, "health_path", "%r must start with /" % entry["health_path"])
 
 
+def _check_container_names(chk, name, entry, seen):
+    cname = entry.get("container_name") or "rag-%s" % name
+    names = [(cname, chk.scoped(name), "service '%s'" % name, "")] if isinstance(cname, str) else []
+    for inst in entry.get("instances") if isinstance(entry.get("instances"), list) else []:
+        iname = inst.get("container_name") if isinstance(inst, dict) else None
+        if isinstance(iname, str):
+            names.append((iname, chk.scoped(name, iname), "service '%s' (instance '%s')" % (name, iname),
+                          "; give each instance its own container_name"))
+    for cname, err, owner, fix in names:
+        if cname.endswith(NEXT_SUFFIX):
+            err("container_name", "'%s' ends with %s, the collection's temporary name for a container being "
+                "recreated; choose another name" % (cname, NEXT_SUFFIX))
+        if cname in seen:
+            err("container_name", "'%s' is already used by %s%s" % (cname, seen[cname], fix))
+        seen[cname] = owner
+
+
 def _check_exposure(chk, name, entry, bind_address, common_env, models_root):
     """Settings that open the host, refused unless the entry's `acknowledge` names them."""
     ack = entry.get("acknowledge", [])
@@ -863,6 +880,9 @@ def validate_services(services, overrides=None, common_env=None, bind_address="1
         if name in seen_names:
             chk.err(name, "name", "is used by two entries; service names must be unique")
         seen_names[name] = True
+        # container names: unique across every entry, enabled or not (a disabled entry's container is
+        # removed under its name), and never the collection's temporary name for a recreate
+        _check_container_names(chk, name, entry, seen_containers)
         if entry.get("enabled", True) is False:
             continue
         port = entry.get("port")
@@ -873,20 +893,6 @@ def validate_services(services, overrides=None, common_env=None, bind_address="1
                     chk.err(name, "port", "%d is already used by service '%s'; give each service its own host port"
                             % (port, other))
             seen_ports[(addr, port)] = name
-        cname = entry.get("container_name") or "rag-%s" % name
-        if not isinstance(cname, str):
-            continue  # reported by the entry's check
-        if cname in seen_containers:
-            chk.err(name, "container_name", "'%s' is already used by %s" % (cname, seen_containers[cname]))
-        seen_containers[cname] = "service '%s'" % name
-        for inst in entry.get("instances") if isinstance(entry.get("instances"), list) else []:
-            iname = inst.get("container_name") if isinstance(inst, dict) else None
-            if not isinstance(iname, str):
-                continue
-            if iname in seen_containers:
-                chk.scoped(name, iname)("container_name", "'%s' is already used by %s; give each instance its own "
-                                        "container_name" % (iname, seen_containers[iname]))
-            seen_containers[iname] = "service '%s' (instance '%s')" % (name, iname)
     if chk.errors:
         raise ServiceMapError(chk.errors)
     return [normalise_entry(e, common_env, bind_address) for e in merged]

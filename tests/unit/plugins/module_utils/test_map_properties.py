@@ -20,6 +20,7 @@ from ansible_collections.ragops.gpu_stack.plugins.module_utils._failover import 
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_plan import PlanError, build_plan
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._service_map import (
     FIELDS, INSTANCE_FIELDS, SETTINGS, check_settings)
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._container_options import NEXT_SUFFIX
 
 ROOT = Path(__file__).resolve().parents[4]
 INV = yaml.safe_load((ROOT / "inventories/a100/group_vars/gpu_nodes/gpu_stack.yml").read_text())
@@ -206,3 +207,20 @@ def test_read_only_model_mounts_and_an_unknown_acknowledgement():
     with pytest.raises(PlanError) as exc:
         build_plan(**args(services=services))
     assert exc.value.errors == ["service 'whisper': field 'ulimits.memlok': unknown limit; did you mean 'memlock'?"]
+
+
+def test_container_names_are_unique_across_every_entry_and_never_the_temporary_name():
+    services = copy.deepcopy(INV["gpu_stack_services"])
+    services[0]["enabled"] = False
+    services[0]["container_name"] = "rag-dots-ocr"  # disabled: its container is still removed by that name
+    with pytest.raises(PlanError) as exc:
+        build_plan(**args(services=services))
+    assert exc.value.errors == ["service 'ocr': field 'container_name': 'rag-dots-ocr' is already used by service "
+                                "'whisper'"]
+    services = copy.deepcopy(INV["gpu_stack_services"])
+    services[1]["container_name"] = "rag-embedding" + NEXT_SUFFIX
+    with pytest.raises(PlanError) as exc:
+        build_plan(**args(services=services))
+    assert exc.value.errors == ["service 'embedding': field 'container_name': 'rag-embedding-ragops-next' ends with "
+                                "-ragops-next, the collection's temporary name for a container being recreated; "
+                                "choose another name"]
