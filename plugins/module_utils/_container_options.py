@@ -19,6 +19,7 @@ DOCUMENTATION. Adding an option is one row here plus its check / apply / apply /
 from __future__ import annotations
 
 import copy
+import hashlib
 import re
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -495,6 +496,30 @@ def update_kwargs(params, desired, changes, docker_module):
     return dict((OPTIONS_BY_NAME[c].update, host[OPTIONS_BY_NAME[c].update]) for c in changes)
 
 
+# Environment values that diffs and drift reports show: the guide's settings and the ones the
+# collection sets itself. Any other value may be a secret (a token, a password) and is shown as a
+# short hash, so a change is still visible without the value.
+VISIBLE_ENV = frozenset((
+    "BATCH_SIZE", "COMPUTE_TYPE", "CUDA_DEVICE_ORDER", "CUDA_VISIBLE_DEVICES", "DATA_PARALLEL_SIZE", "DEVICE",
+    "ENABLE_CHUNKED_PREFILL", "ENABLE_PREFIX_CACHING", "GPU_MEMORY_UTILIZATION", "HF_DATASETS_OFFLINE", "HF_HOME",
+    "HF_HUB_OFFLINE", "LOCAL_FILES_ONLY", "MAX_MODEL_LEN", "MAX_NUM_BATCHED_TOKENS", "MAX_NUM_SEQS", "MODEL_ID",
+    "MODEL_NAME", "MODEL_REVISION", "NCCL_P2P_LEVEL", "NVIDIA_DRIVER_CAPABILITIES", "NVIDIA_VISIBLE_DEVICES", "PATH",
+    "PORT", "PRECISION", "PRELOAD_MODELS", "RAG_INSTANCE", "TENSOR_PARALLEL_SIZE", "TRANSFORMERS_OFFLINE",
+    "VLLM_USE_TRITON",
+))
+
+
+def shown_env(env):
+    """`env` as diffs and reports may show it: allow-listed values, the others as `<hidden sha256:...>`."""
+    if not isinstance(env, dict):
+        return env
+    return dict((k, v if k in VISIBLE_ENV else "<hidden sha256:%s>"
+                 % hashlib.sha256(str(v).encode("utf-8")).hexdigest()[:12]) for k, v in env.items())
+
+
 def public(state):
-    """A state without internal helpers: the --diff before/after."""
-    return dict((k, v) for k, v in (state or {}).items() if k != "refs")
+    """A state without internal helpers and with possibly secret env values hidden: the --diff before/after."""
+    out = dict((k, v) for k, v in (state or {}).items() if k != "refs")
+    if "env" in out:
+        out["env"] = shown_env(out["env"])
+    return out

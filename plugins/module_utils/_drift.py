@@ -19,7 +19,7 @@ import re
 from ansible_collections.ragops.gpu_stack.plugins.module_utils import _haproxy
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._common import LABEL_PREFIX, read_json
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._container_options import (
-    OPTIONS, actual_state, compare, desired_state)
+    OPTIONS, actual_state, compare, desired_state, shown_env)
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._failover import (
     CPU_WARNING, FailoverError, describe, normalise_record)
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_container import host_index_findings
@@ -246,8 +246,10 @@ class DriftCheck(object):
                 if field == "image_id":
                     continue  # reported above against the pin
                 option = OPTION_BY_NAME[field]
-                self.f.add(option.finding, obj, _show(desired[field]), _show(actual.get(field)), option.severity,
-                           RERUN)
+                want, got = desired[field], actual.get(field)
+                if field == "env":  # values that may be secret as hashes
+                    want, got = shown_env(want), shown_env(got)
+                self.f.add(option.finding, obj, _show(want), _show(got), option.severity, RERUN)
         self._unexpected(managed_ids, pinned)
         self.load(managed_ids)
 

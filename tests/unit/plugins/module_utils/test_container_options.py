@@ -126,3 +126,15 @@ def test_the_container_mapping_is_validated_by_the_same_table():
     with pytest.raises(co.ContainerError, match="container c: image is required unless state is absent or stopped"):
         co.merge_container(dict(base, container={"name": "c"}))
     assert co.merge_container(dict(base, name="c", state="stopped"))["image"] is None  # stop it as it is
+
+
+def test_diffs_show_only_allow_listed_env_values_and_hash_the_rest():
+    """A token in a service's env never reaches a --diff or a drift report; a change to it still shows."""
+    state = {"env": {"HF_TOKEN": "hf_s3cr3t", "API_KEY": "k1", "MAX_NUM_SEQS": "256", "HF_HUB_OFFLINE": "1"},
+             "refs": object()}
+    shown = co.public(state)
+    assert "refs" not in shown and "hf_s3cr3t" not in str(shown) and "k1" not in str(shown.values())
+    assert shown["env"]["MAX_NUM_SEQS"] == "256" and shown["env"]["HF_HUB_OFFLINE"] == "1"
+    assert shown["env"]["HF_TOKEN"].startswith("<hidden sha256:") and len(shown["env"]["HF_TOKEN"]) == 28
+    assert co.shown_env({"HF_TOKEN": "hf_other"})["HF_TOKEN"] != shown["env"]["HF_TOKEN"]  # a change is visible
+    assert state["env"]["HF_TOKEN"] == "hf_s3cr3t"  # the state itself (what is compared and hashed) is untouched
