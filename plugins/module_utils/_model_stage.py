@@ -65,6 +65,11 @@ class Stager(object):
                 return TarSource(path)
             raise StageError("model %s: source %s does not exist on %s; stage the bundle there first"
                              % (self.repo_id, path, os.uname()[1]))
+        for key in ("url", "endpoint"):
+            if src.get("token") and src.get(key) and not str(src[key]).lower().startswith("https://"):
+                raise StageError("model %s: the token would be sent in clear text to %s (%s is not https://); use "
+                                 "an https:// %s, or no token" % (self.repo_id, src[key], key,
+                                                                  "mirror" if key == "url" else "endpoint"))
         if src.get("url"):
             headers = {}
             if src.get("token"):

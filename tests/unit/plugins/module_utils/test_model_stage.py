@@ -235,3 +235,23 @@ def test_real_model_loads_offline_from_the_staged_cache(tmp_path, module):
                           capture_output=True, text=True, check=False, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == "384"
+
+
+@pytest.mark.parametrize("source", [
+    {"url": "http://mirror.internal/hf", "token": "hf_s3cr3t"},
+    {"hub": True, "endpoint": "http://hub.internal", "token": "hf_s3cr3t"},
+])
+def test_a_token_is_never_sent_over_plain_http(tmp_path, source):
+    asked = []
+
+    def fetch(url, headers=None):
+        asked.append((url, headers))
+        return None, {"status": 404}
+
+    with pytest.raises(ms.StageError) as exc:
+        ms.run(dict(params(tmp_path / "hf", tmp_path), source=dict(source)), fetch_url=fetch)
+    key = "url" if "url" in source else "endpoint"
+    assert str(exc.value) == ("model %s: the token would be sent in clear text to %s (%s is not https://); use an "
+                              "https:// %s, or no token" % (REPO, source[key], key,
+                                                            "mirror" if key == "url" else "endpoint"))
+    assert asked == [] and "hf_s3cr3t" not in str(exc.value)  # refused before any request
