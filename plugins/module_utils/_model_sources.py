@@ -46,10 +46,13 @@ class DirSource(Source):
         self.label = path
         snap = os.path.join(repo_dir(path, repo_id), "snapshots", revision)
         other = os.path.join(path, "models--" + repo_id.replace("/", "--"), "snapshots", revision)
+        self.repo_id = repo_id
+        # Files may link only within the source: a snapshot's links into its cache's blobs/ stay inside
+        # the repository's directory; a bundle's files stay inside the bundle.
         if os.path.isdir(snap):
-            self.base = snap
+            self.base, self.inside = snap, repo_dir(path, repo_id)
         elif os.path.isdir(other):
-            self.base = other
+            self.base, self.inside = other, os.path.join(path, "models--" + repo_id.replace("/", "--"))
         else:
             cache = os.path.join(repo_dir(path, repo_id), "snapshots")
             if os.path.isdir(cache):
@@ -57,8 +60,18 @@ class DirSource(Source):
                 held = ", ".join(present)
                 raise StageError("model %s: source %s holds revision(s) %s, not the pinned %s; stage the pinned "
                                  "revision into the source or pin one it holds" % (repo_id, path, held, revision))
-            self.base = path
+            self.base = self.inside = path
         self._manifest = read_json(os.path.join(self.base, BUNDLE_MANIFEST))
+
+    def _contained(self, full):
+        """`full` when it resolves inside the source, else StageError naming the file and its target."""
+        target = os.path.realpath(full)
+        inside = os.path.realpath(self.inside)
+        if target != inside and not target.startswith(inside.rstrip(os.sep) + os.sep):
+            raise StageError("model %s: %s in source %s resolves to %s, outside the source; a bundle holds its "
+                             "files itself (copy them in, or stage the bundle again)"
+                             % (self.repo_id, os.path.relpath(full, self.base), self.label, target))
+        return full
 
     def manifest(self):
         return self._manifest
@@ -71,14 +84,14 @@ class DirSource(Source):
                 rel = os.path.relpath(full, self.base)
                 if rel == BUNDLE_MANIFEST or name.startswith(TMP_PREFIX):
                     continue
-                out[rel] = os.path.getsize(full)
+                out[rel] = os.path.getsize(self._contained(full))
         return out
 
     def open(self, path):
         full = os.path.join(self.base, path)
         if not os.path.isfile(full):
             return None
-        return open(full, "rb")
+        return open(self._contained(full), "rb")
 
 
 class _Closing(object):

@@ -255,3 +255,29 @@ def test_a_token_is_never_sent_over_plain_http(tmp_path, source):
                               "https:// %s, or no token" % (REPO, source[key], key,
                                                             "mirror" if key == "url" else "endpoint"))
     assert asked == [] and "hf_s3cr3t" not in str(exc.value)  # refused before any request
+
+
+@pytest.mark.parametrize("escape", ["link", "dotdot"])
+def test_a_bundle_whose_files_lead_outside_it_is_refused(tmp_path, bundle, escape):
+    src, _manifest = bundle
+    secret = tmp_path / "elsewhere" / "id_rsa"
+    secret.parent.mkdir()
+    secret.write_text("not a model")
+    name = sorted(FILES)[0]
+    if escape == "link":  # a file of the bundle is a link to a file outside it
+        (src / name).unlink()
+        (src / name).symlink_to(secret)
+        shown = name
+    else:  # the inventory names a file outside the bundle
+        shown = "../elsewhere/id_rsa"
+    files = None if escape == "link" else [{"path": shown, "size": secret.stat().st_size,
+                                            "sha256": hashlib.sha256(secret.read_bytes()).hexdigest()}]
+    root = tmp_path / "hf"
+    with pytest.raises(ms.StageError) as exc:
+        ms.run(params(root, src, files=files))
+    if escape == "link":
+        assert str(exc.value) == ("model %s: %s in source %s resolves to %s, outside the source; a bundle holds its "
+                                  "files itself (copy them in, or stage the bundle again)" % (REPO, shown, src, secret))
+    else:  # refused by the path check before the source is read
+        assert str(exc.value) == "model %s: file path '%s' leaves the snapshot" % (REPO, shown)
+    assert not list(root.rglob("id_rsa")) and "not a model" not in str(exc.value)
