@@ -264,7 +264,7 @@ def _digest(data):
 
 def build_plan(services, gpu_info=None, overrides=None, common_env=None, bind_address="127.0.0.1",
                reserved_gpus=None, memory_limit_pct=90, expected_gpus=None, models_root="/opt/models/hf",
-               load_balancer="auto", failover=None, strict=True):
+               load_balancer="auto", failover=None, strict=True, image_sources=None, allow_unpinned_images=False):
     """Validate and resolve. Returns {'plan': ..., 'warnings': [...], 'table': ..., 'errors': [...]}.
 
     ``failover`` is the host's failover record: its moves replace the map's GPUs of the services they
@@ -399,6 +399,8 @@ def build_plan(services, gpu_info=None, overrides=None, common_env=None, bind_ad
             errors.append("%s: VRAM estimates %.1f GB (%s) exceed the limit %.1f GB (%d%% of %.0f GB); lower the "
                           "estimates, move a service, or raise gpu_stack_gpu_memory_limit_pct"
                           % (_gpu_label(gpu), used, parts, limit_gb, memory_limit_pct, total_gb))
+    if image_sources is not None:
+        _check_image_pins(active, image_sources, allow_unpinned_images, errors, warnings)
     if errors and strict:
         raise PlanError(errors)
 
@@ -454,6 +456,34 @@ def build_plan(services, gpu_info=None, overrides=None, common_env=None, bind_ad
     reported = set(f["message"] for e in resolved_services for f in e.get("gpu_faults", []))
     return {"plan": plan, "warnings": warnings, "table": table, "errors": [e for e in errors if e not in reported],
             "map": normalised}
+
+
+def _check_image_pins(active, image_sources, allow, errors, warnings):
+    """Every image a service runs (its instances' and its CPU mode's too) has a pinned image ID in
+    gpu_stack_image_sources: a tag alone can be moved to another build."""
+    users = {}
+    for svc in active:
+        images = [svc["image"]] + [i["image"] for i in svc["instances"] if i.get("image")]
+        if svc.get("cpu_fallback") is not None and svc["cpu_fallback"].get("image"):
+            images.append(svc["cpu_fallback"]["image"])
+        for image in images:
+            users.setdefault(image, [])
+            if svc["name"] not in users[image]:
+                users[image].append(svc["name"])
+    for image in sorted(users):
+        source = image_sources.get(image)
+        if isinstance(source, dict) and isinstance(source.get("id"), str) and source["id"].startswith("sha256:"):
+            continue
+        who_uses = ", ".join("service '%s'" % n for n in users[image])
+        if allow:
+            warnings.append("%s: image %s runs without a pinned image ID (gpu_stack_allow_unpinned_images: true); "
+                            "a tag can be moved to another build" % (who_uses, image))
+        else:
+            errors.append("%s: image %s has no pinned image ID; a tag can be moved to another build. Read it with "
+                          "`docker image inspect --format '{{.Id}}' %s` where the image was built (docker load prints "
+                          "it too) and add it: gpu_stack_image_sources: {%s: {tarball: ..., sha256: ..., id: "
+                          "\"sha256:...\"}} (or {registry: true, id: ...}); or set gpu_stack_allow_unpinned_images: "
+                          "true, warned on every run" % (who_uses, image, image, image))
 
 
 def _move_summary(move):

@@ -63,6 +63,17 @@ options:
         service's and C(gpu_stack_thresholds)). Checked here like O(thresholds).
     type: dict
     default: {}
+  image_sources:
+    description:
+      - C(gpu_stack_image_sources). When given, every image a service runs (its instances' and its CPU mode's) must
+        have a pinned image ID there (its C(id), C(sha256:...)); one without is refused, naming the services and how to read
+        the ID. Unset, images are not checked here.
+    type: dict
+  allow_unpinned_images:
+    description:
+      - C(gpu_stack_allow_unpinned_images). Let images without a pinned ID run, with a warning on every run.
+    type: bool
+    default: false
 seealso:
   - module: ragops.gpu_stack.gpu_failover
   - module: ragops.gpu_stack.gpu_info
@@ -203,7 +214,8 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(MAP_ARGS, gpu_info=dict(type="dict"), failover=dict(type="dict", default={}),
                            strict=dict(type="bool", default=True), thresholds=dict(type="dict", default={}),
-                           gpu_thresholds=dict(type="dict", default={})),
+                           gpu_thresholds=dict(type="dict", default={}), image_sources=dict(type="dict"),
+                           allow_unpinned_images=dict(type="bool", default=False)),
         supports_check_mode=True,
     )
     p = module.params
@@ -216,7 +228,8 @@ def main():
                             common_env=p["common_env"], bind_address=p["bind_address"],
                             reserved_gpus=p["reserved_gpus"], memory_limit_pct=p["memory_limit_pct"],
                             expected_gpus=p["expected_gpus"], models_root=p["models_root"],
-                            load_balancer=p["load_balancer"], failover=p["failover"], strict=p["strict"])
+                            load_balancer=p["load_balancer"], failover=p["failover"], strict=p["strict"],
+                            image_sources=p["image_sources"], allow_unpinned_images=p["allow_unpinned_images"])
     except (PlanError, FailoverError) as exc:
         module.fail_json(msg="the GPU map cannot be deployed: " + " | ".join(exc.errors), errors=exc.errors,
                          service_label=SERVICE_LABEL)

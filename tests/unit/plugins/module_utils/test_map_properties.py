@@ -224,3 +224,22 @@ def test_container_names_are_unique_across_every_entry_and_never_the_temporary_n
     assert exc.value.errors == ["service 'embedding': field 'container_name': 'rag-embedding-ragops-next' ends with "
                                 "-ragops-next, the collection's temporary name for a container being recreated; "
                                 "choose another name"]
+
+
+def test_an_image_without_a_pinned_id_is_refused_unless_allowed_with_a_warning():
+    images = [s["image"] for s in INV["gpu_stack_services"]] + [
+        s["cpu_fallback"]["image"] for s in INV["gpu_stack_services"] if (s.get("cpu_fallback") or {}).get("image")]
+    pins = dict((image, {"tarball": "/srv/images.tar", "id": "sha256:" + "ab" * 32}) for image in images)
+    assert build_plan(**args(image_sources=pins))["warnings"] == []
+    del pins["rag-whisper:1.0.0"]
+    with pytest.raises(PlanError) as exc:
+        build_plan(**args(image_sources=pins))
+    assert exc.value.errors == [
+        "service 'whisper': image rag-whisper:1.0.0 has no pinned image ID; a tag can be moved to another build. Read "
+        "it with `docker image inspect --format '{{.Id}}' rag-whisper:1.0.0` where the image was built (docker load "
+        "prints it too) and add it: gpu_stack_image_sources: {rag-whisper:1.0.0: {tarball: ..., sha256: ..., id: "
+        "\"sha256:...\"}} (or {registry: true, id: ...}); or set gpu_stack_allow_unpinned_images: true, warned on "
+        "every run"]
+    allowed = build_plan(**args(image_sources=pins, allow_unpinned_images=True))
+    assert allowed["warnings"] == ["service 'whisper': image rag-whisper:1.0.0 runs without a pinned image ID "
+                                   "(gpu_stack_allow_unpinned_images: true); a tag can be moved to another build"]
