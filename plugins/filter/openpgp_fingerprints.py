@@ -23,17 +23,28 @@ options:
     description: The key block, as text (ASCII armor) or bytes.
     type: raw
     required: true
+  which:
+    description:
+      - C(all) the primary keys and their subkeys, C(primary) the primary keys only (one per key the block carries:
+        a block that should hold one key and lists two primaries carries an extra key).
+    type: str
+    choices: [all, primary]
+    default: all
 """
 
 EXAMPLES = r"""
 - name: Refuse a key that is not the pinned one
   ansible.builtin.assert:
     that: my_pinned_fingerprint in (my_key_text | ragops.gpu_stack.openpgp_fingerprints)
+
+- name: Refuse a block that carries any key but the pinned one
+  ansible.builtin.assert:
+    that: (my_key_text | ragops.gpu_stack.openpgp_fingerprints(which='primary')) == [my_pinned_fingerprint]
 """
 
 RETURN = r"""
 _value:
-  description: The fingerprints, upper-case hex, primary keys and subkeys alike.
+  description: The fingerprints, upper-case hex, primary keys and subkeys alike (or the primary keys only).
   type: list
   elements: str
 """
@@ -117,7 +128,7 @@ def _fingerprint(body):
     return None
 
 
-def openpgp_fingerprints(data):
+def openpgp_fingerprints(data, which="all"):
     if isinstance(data, (bytes, bytearray)) and not bytes(data).lstrip().startswith(b"-----BEGIN"):
         binary = bytes(data)
     elif isinstance(data, (str, bytes, bytearray)):
@@ -126,9 +137,12 @@ def openpgp_fingerprints(data):
     else:
         raise AnsibleFilterError("openpgp_fingerprints: expected the key block as text or bytes, got %s"
                                  % type(data).__name__)
+    if which not in ("all", "primary"):
+        raise AnsibleFilterError("openpgp_fingerprints: which=%r is not all or primary" % (which,))
+    tags = (_PUBLIC_KEY,) if which == "primary" else (_PUBLIC_KEY, _PUBLIC_SUBKEY)
     out = []
     for tag, body in _packets(binary):
-        if tag in (_PUBLIC_KEY, _PUBLIC_SUBKEY):
+        if tag in tags:
             fpr = _fingerprint(body)
             if fpr:
                 out.append(fpr)

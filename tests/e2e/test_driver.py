@@ -66,6 +66,43 @@ def test_preflight_failure_changes_no_package(bare, ansible, label, setup, extra
     assert bare.packages() == before
 
 
+def test_a_key_block_that_also_carries_another_key_is_refused(bare, ansible, tmp_path):
+    """Issue 16: the pinned key with a second key appended (apt would trust both) is refused, naming
+    the extra key, before anything is installed."""
+    import json
+    import subprocess
+
+    from gpusim import build
+
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    gpg = ["gpg", "--homedir", str(home), "--batch", "--yes"]
+    subprocess.run(gpg + ["--passphrase", "", "--pinentry-mode", "loopback", "--quick-generate-key",
+                          "intruder <intruder@example.invalid>", "ed25519", "sign", "never"], check=True,
+                   capture_output=True)
+    extra = [line.split(":")[9] for line in subprocess.run(gpg + ["--with-colons", "--list-keys"], check=True,
+                                                           capture_output=True, text=True).stdout.splitlines()
+             if line.startswith("fpr:")][0]
+    info = json.loads((build.BUILD / "build.json").read_text())
+    pinned = (build.BUILD / "repo" / info["repo"]["cuda_repo"] / "gpu-sim-archive-key.asc").read_text()
+    served = build.BUILD / "repo" / "test-two-keys.asc"
+    served.write_text(pinned + "\n" + subprocess.run(gpg + ["--armor", "--export", extra], check=True,
+                                                      capture_output=True, text=True).stdout)
+    before = bare.packages()
+    try:
+        run = ansible(ROLES, bare.inventory, extra_vars={
+            "test_roles": ["nvidia_driver"], "nvidia_driver_repo_key_url": "http://127.0.0.1:%d/%s" % (REPO_PORT,
+                                                                                                     served.name)})
+    finally:
+        served.unlink()
+    assert run.rc != 0
+    said = " ".join(run.out.split())
+    assert ("apt repository 'nvidia-cuda': the key block at http://127.0.0.1:%d/test-two-keys.asc carries, besides "
+            "the pinned %s, the key(s) %s; apt would trust them too." % (REPO_PORT, info["repo"]["fingerprint"],
+                                                                       extra)) in said, said[-3000:]
+    assert bare.packages() == before
+
+
 def test_driver_from_nothing_then_upgraded_in_place(bare, ansible):
     """One scenario on the bare node, in its own order (the preflight tests change no package, so
     they may run before or after it): no NVML library before the driver, eight GPUs after; then an

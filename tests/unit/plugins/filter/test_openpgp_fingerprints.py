@@ -103,3 +103,15 @@ def test_errors_name_the_problem(data, message):
 def test_truncated_key_from_gpg(keys):
     with pytest.raises(AnsibleFilterError, match="truncated"):
         openpgp_fingerprints(keys["ed"]["binary"][:40])
+
+
+def test_primary_keys_only_tell_an_extra_key_in_a_block(keys):
+    """What apt_repo checks: one primary key, the pinned one; a second key in the block (another
+    armored block, or packets appended to the first) is listed, its subkeys are not."""
+    both = keys["rsa"]["armored"] + "\n" + keys["ed"]["armored"]
+    assert openpgp_fingerprints(keys["rsa"]["armored"], which="primary") == [keys["rsa"]["fpr"]]
+    assert openpgp_fingerprints(both, which="primary") == [keys["rsa"]["fpr"], keys["ed"]["fpr"]]
+    appended = keys["rsa"]["binary"] + keys["ed"]["binary"]
+    assert openpgp_fingerprints(appended, which="primary") == [keys["rsa"]["fpr"], keys["ed"]["fpr"]]
+    with pytest.raises(AnsibleFilterError, match="which='subkeys' is not all or primary"):
+        openpgp_fingerprints(both, which="subkeys")
