@@ -25,8 +25,8 @@ options:
     required: true
   which:
     description:
-      - C(all) the primary keys and their subkeys, C(primary) the primary keys only (one per key the block carries:
-        a block that should hold one key and lists two primaries carries an extra key).
+      - C(all) the primary keys and their subkeys, C(primary) the primary keys only, one per key the block carries
+        (a block that should hold one key and lists two primaries carries an extra key).
     type: str
     choices: [all, primary]
     default: all
