@@ -60,6 +60,7 @@ IPC_MODES = ("private", "shareable", "host", "none")
 # gpu_container's healthcheck timing defaults (its option table is their one home)
 DEFAULT_HEALTHCHECK = dict((param.name, param.default) for param in HEALTHCHECK_TIMING)
 
+
 class Setting(object):
     """One top-level variable of the map, as a module option: ``gpu_stack_<var>`` -> option ``name``."""
 
@@ -85,8 +86,8 @@ def _check_reserved(value):
 
 def _check_memory_limit(value):
     if not _is_number(value) or not 0 < value <= 100:
-        return ["%r is not a percentage in (0, 100]%s" % (value, quoted("gpu_stack_gpu_memory_limit_pct", value) or
-                                                           "; write e.g. gpu_stack_gpu_memory_limit_pct: 90")]
+        fix = quoted("gpu_stack_gpu_memory_limit_pct", value) or "; write e.g. gpu_stack_gpu_memory_limit_pct: 90"
+        return ["%r is not a percentage in (0, 100]%s" % (value, fix)]
     return []
 
 

@@ -86,20 +86,19 @@ def test_a_key_block_that_also_carries_another_key_is_refused(bare, ansible, tmp
     info = json.loads((build.BUILD / "build.json").read_text())
     pinned = (build.BUILD / "repo" / info["repo"]["cuda_repo"] / "gpu-sim-archive-key.asc").read_text()
     served = build.BUILD / "repo" / "test-two-keys.asc"
-    served.write_text(pinned + "\n" + subprocess.run(gpg + ["--armor", "--export", extra], check=True,
-                                                      capture_output=True, text=True).stdout)
+    intruder = subprocess.run(gpg + ["--armor", "--export", extra], check=True, capture_output=True, text=True).stdout
+    served.write_text(pinned + "\n" + intruder)
     before = bare.packages()
     try:
-        run = ansible(ROLES, bare.inventory, extra_vars={
-            "test_roles": ["nvidia_driver"], "nvidia_driver_repo_key_url": "http://127.0.0.1:%d/%s" % (REPO_PORT,
-                                                                                                     served.name)})
+        url = "http://127.0.0.1:%d/%s" % (REPO_PORT, served.name)
+        run = ansible(ROLES, bare.inventory, extra_vars={"test_roles": ["nvidia_driver"],
+                                                         "nvidia_driver_repo_key_url": url})
     finally:
         served.unlink()
     assert run.rc != 0
     said = " ".join(run.out.split())
-    assert ("apt repository 'nvidia-cuda': the key block at http://127.0.0.1:%d/test-two-keys.asc carries, besides "
-            "the pinned %s, the key(s) %s; apt would trust them too." % (REPO_PORT, info["repo"]["fingerprint"],
-                                                                       extra)) in said, said[-3000:]
+    assert ("apt repository 'nvidia-cuda': the key block at %s carries, besides the pinned %s, the key(s) %s; apt "
+            "would trust them too." % (url, info["repo"]["fingerprint"], extra)) in said, said[-3000:]
     assert bare.packages() == before
 
 

@@ -59,8 +59,8 @@ BAD_SETTINGS = [
 ]
 
 
-@pytest.mark.parametrize("change,message", BAD_SETTINGS, ids=[m.split(":")[0] + " " + repr(c)[:40]
-                                                             for c, m in BAD_SETTINGS])
+@pytest.mark.parametrize("change,message", BAD_SETTINGS,
+                         ids=[m.split(":")[0] + " " + repr(c)[:40] for c, m in BAD_SETTINGS])
 def test_a_bad_top_level_variable_is_refused_naming_it_before_anything_changes(change, message):
     with pytest.raises(PlanError) as exc:
         build_plan(**args(**change))
@@ -106,7 +106,7 @@ SETTING_NAMES = [s.name for s in SETTINGS if s.name != "services"]
 def broken_maps(draw):
     """The guide's map and settings with a few values replaced by anything (or keys removed)."""
     kw = args()
-    for _ in range(draw(st.integers(1, 4))):
+    for _step in range(draw(st.integers(1, 4))):
         where = draw(st.sampled_from(["service", "instance", "setting"]))
         if where == "setting":
             kw[draw(st.sampled_from(SETTING_NAMES))] = draw(VALUES)
@@ -180,7 +180,7 @@ EXPOSURES = [
 ]
 
 
-@pytest.mark.parametrize("risk,name,change,message", EXPOSURES, ids=["%s-%s" % (r, n) for r, n, _, _ in EXPOSURES])
+@pytest.mark.parametrize("risk,name,change,message", EXPOSURES, ids=["%s-%s" % (e[0], e[1]) for e in EXPOSURES])
 def test_a_setting_that_opens_the_host_is_refused_unless_the_service_acknowledges_it(risk, name, change, message):
     services = copy.deepcopy(INV["gpu_stack_services"])
     entry = next(s for s in services if s["name"] == name)
