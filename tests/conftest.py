@@ -232,16 +232,21 @@ def converged_node(node_factory, ansible):
     node.first_run = ansible(ROOT / "site.yml", node.inventory)
     assert node.first_run.rc == 0, node.first_run
     node.dirty = False
+    node.adopt = []
     return node
 
 
 @pytest.fixture
 def converged(converged_node, ansible):
-    """The shared node as site.yml leaves it: re-converged first when an earlier test drifted it."""
+    """The shared node as site.yml leaves it: re-converged first when an earlier test drifted it. A
+    test that started a container by hand under a service's name lists it in ``node.adopt``: site.yml
+    replaces only containers the collection made, unless told to adopt one."""
     if converged_node.dirty:
-        run = ansible(ROOT / "site.yml", converged_node.inventory)
+        extra = {"gpu_stack_adopt_containers": converged_node.adopt} if converged_node.adopt else None
+        run = ansible(ROOT / "site.yml", converged_node.inventory, extra_vars=extra)
         assert run.rc == 0, run
         converged_node.dirty = False
+        converged_node.adopt = []
     return converged_node
 
 

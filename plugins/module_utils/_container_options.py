@@ -28,6 +28,7 @@ from ansible_collections.ragops.gpu_stack.plugins.module_utils._common import LA
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._docker_client import DOCKER_CLIENT_ARGS
 
 MANAGED_BY = "ragops.gpu_stack.gpu_container"
+MANAGED_LABEL = LABEL_PREFIX + "managed-by"
 # The name a container's replacement is created under during a recreate (renamed once it is in
 # place); the service map refuses container names that end with it.
 NEXT_SUFFIX = "-ragops-next"
@@ -283,7 +284,7 @@ def _actual_log(inspect, ctx):
 
 def _desired_labels(p, ctx):
     labels = dict((k, str(v)) for k, v in value(p, "labels").items() if k not in INFORMATIONAL_LABELS)
-    labels[LABEL_PREFIX + "managed-by"] = MANAGED_BY
+    labels[MANAGED_LABEL] = MANAGED_BY
     labels[LABEL_PREFIX + "image-id"] = ctx["image"]["Id"]
     return labels
 
@@ -405,6 +406,7 @@ BEHAVIOUR = (
     Param("stop_timeout", "int", default=30),
     Param("wait_healthy", "bool", default=False),
     Param("wait_timeout", "int", default=300),
+    Param("adopt", "bool", default=False),
 )
 
 PARAMS = BEHAVIOUR + tuple(param for option in OPTIONS for param in option.params)

@@ -19,7 +19,7 @@ import re
 from ansible_collections.ragops.gpu_stack.plugins.module_utils import _haproxy
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._common import LABEL_PREFIX, read_json
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._container_options import (
-    OPTIONS, actual_state, compare, desired_state, shown_env)
+    MANAGED_BY, MANAGED_LABEL, OPTIONS, actual_state, compare, desired_state, shown_env)
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._failover import (
     CPU_WARNING, FailoverError, describe, normalise_record)
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_container import host_index_findings
@@ -216,6 +216,12 @@ class DriftCheck(object):
                 self.f.add("container.missing", obj, "running", "absent", "critical", RERUN)
                 continue
             managed_ids.add(c["Id"])
+            labels = (c.get("Config") or {}).get("Labels") or {}
+            if labels.get(MANAGED_LABEL) != MANAGED_BY:
+                self.f.add("container.unmanaged", obj, "made by the collection (%s label)" % MANAGED_LABEL,
+                           "started by hand or by another tool", "critical",
+                           "site.yml leaves it alone: remove it (docker rm -f %s) or let site.yml replace it with "
+                           "gpu_stack_adopt_containers: [%s]" % (cname, cname))
             state = c.get("State") or {}
             if state.get("Restarting"):
                 self.f.add("container.restarting", obj, "running", "restarting (exit code %s)" % state.get("ExitCode"),

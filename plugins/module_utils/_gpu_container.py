@@ -20,8 +20,8 @@ from __future__ import annotations
 import time
 
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._container_options import (
-    NEXT_SUFFIX, ContainerError, GpuRefs, actual_state, compare, create_kwargs, desired_state, parse_port, public,
-    update_kwargs)
+    MANAGED_BY, MANAGED_LABEL, NEXT_SUFFIX, ContainerError, GpuRefs, actual_state, compare, create_kwargs,
+    desired_state, parse_port, public, update_kwargs)
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._docker_client import (
     EngineError, api_error_text, docker, is_not_found)
 
@@ -83,6 +83,7 @@ class Engine(object):
         if state == "absent":
             if current is not None:
                 result["actions"] = ["remove"]
+                self._guard_unmanaged(current, "remove")
             return result
         if state == "stopped" and not self.p.get("image"):  # stop it as it is, compare nothing
             if current is not None and (current.get("State") or {}).get("Running"):
@@ -111,11 +112,25 @@ class Engine(object):
             result["actions"].append("update")
         elif changes:
             result["actions"].append("recreate")
+        if "recreate" in result["actions"]:
+            self._guard_unmanaged(current, "replace")
         if state == "started" and not actual["running"] and "recreate" not in result["actions"]:
             result["actions"].append("start")
         if state == "stopped" and actual["running"]:
             result["actions"].append("stop")
         return result
+
+    def _guard_unmanaged(self, current, what):
+        """Only containers this collection made (its managed-by label) are removed or replaced, unless
+        the caller adopts this one explicitly."""
+        labels = (current.get("Config") or {}).get("Labels") or {}
+        if labels.get(MANAGED_LABEL) == MANAGED_BY or self.p.get("adopt"):
+            return
+        raise ContainerError("container %s exists and was not made by this collection (no %s=%s label); it is left "
+                             "alone rather than %s. Remove or rename it (docker rm -f %s), or let the collection take "
+                             "it over: adopt: true (in the roles, gpu_stack_adopt_containers: [%s])"
+                             % (self.name, MANAGED_LABEL, MANAGED_BY, "removed" if what == "remove" else "replaced",
+                                self.name, self.name))
 
     # -- actions --------------------------------------------------------------------------------
 

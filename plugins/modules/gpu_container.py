@@ -178,6 +178,13 @@ options:
     description: Seconds O(wait_healthy) may take.
     type: int
     default: 300
+  adopt:
+    description:
+      - Replace or remove a container of this name that the collection did not make (no C(managed-by) label), such
+        as one started by hand from the guide's C(docker run) lines. Without it such a container is left alone and
+        the task fails naming it.
+    type: bool
+    default: false
   docker_host:
     description: Docker engine address; defaults to C(DOCKER_HOST) or the local socket.
     type: str

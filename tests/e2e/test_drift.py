@@ -104,6 +104,7 @@ def test_stopped_container(converged_node, drift):
 def test_seed_docker_run_in_place_of_the_managed_container(converged_node, drift):
     node = converged_node
     node.dirty = True
+    node.adopt.append("rag-embedding-server")  # started by hand: site.yml replaces it only when told to
     node.sh("docker rm -f rag-embedding-server && docker tag rag-embedding-server:1.0.0 rag-embedding-server:latest")
     node.sh("docker run -d --name rag-embedding-server --gpus '\"device=1\"' -e CUDA_VISIBLE_DEVICES=1 "
             "-e MODEL_NAME=sentence-transformers/all-MiniLM-L6-v2 rag-embedding-server:latest")
@@ -114,12 +115,16 @@ def test_seed_docker_run_in_place_of_the_managed_container(converged_node, drift
     assert "CUDA_VISIBLE_DEVICES=1 names GPU ordinal(s) 1" in found["container.cuda_visible_devices"]["actual"]
     assert {"container.env", "container.ports", "container.volumes"} <= set(found)
     assert "container.gpus" not in found  # device=1 is the embedding GPU: judged by UUID, the GPU is right
+    assert found["container.unmanaged"]["remediation"] == (
+        "site.yml leaves it alone: remove it (docker rm -f rag-embedding-server) or let site.yml replace it with "
+        "gpu_stack_adopt_containers: [rag-embedding-server]")
 
 
 def test_changed_env_var(converged_node, drift, ansible, tmp_path):
     # the LLM container recreated with one env var changed, as a hand edit would
     node = converged_node
     node.dirty = True
+    node.adopt.append("rag-llm-server")
     c = node.inspect("rag-llm-server")
     env = [e for e in c["Config"]["Env"] if not e.startswith("MAX_NUM_SEQS=")] + ["MAX_NUM_SEQS=512"]
     args = " ".join("-e %s" % e for e in env if not e.startswith("PATH="))
@@ -138,6 +143,7 @@ def test_changed_env_var(converged_node, drift, ansible, tmp_path):
 def test_container_moved_to_another_gpu(converged_node, drift):
     node = converged_node
     node.dirty = True
+    node.adopt.append("rag-dots-ocr")
     c = node.inspect("rag-dots-ocr")
     uuid6 = node.sh("nvidia-smi -i 6 --query-gpu=uuid --format=csv,noheader").stdout.strip()
     args = " ".join("-e %s" % e for e in c["Config"]["Env"] if not e.startswith("PATH="))

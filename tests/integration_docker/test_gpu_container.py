@@ -154,6 +154,18 @@ def test_seed_embedding_line_is_reported_and_replaced(node, ansible, tmp_path):
     want = {"name": "rag-embedding-server-seed", "image": IMAGE, "gpus": [{"index": 1, "uuid": g1}],
             "env": {"MODEL_NAME": "sentence-transformers/all-MiniLM-L6-v2", "CUDA_VISIBLE_DEVICES": "0",
                     "HF_HUB_OFFLINE": "1"}}
+    seed_id = node.inspect("rag-embedding-server-seed")["Id"]
+    # not made by the collection (no managed-by label): left alone unless adopted
+    refused = play(node, ansible, tmp_path, [{"args": want}])[0]
+    assert refused.get("failed") and refused["msg"] == (
+        "container rag-embedding-server-seed exists and was not made by this collection (no "
+        "io.ragops.gpu-stack.managed-by=ragops.gpu_stack.gpu_container label); it is left alone rather than "
+        "replaced. Remove or rename it (docker rm -f rag-embedding-server-seed), or let the collection take it over: "
+        "adopt: true (in the roles, gpu_stack_adopt_containers: [rag-embedding-server-seed])")
+    assert node.inspect("rag-embedding-server-seed")["Id"] == seed_id
+    gone = play(node, ansible, tmp_path, [{"args": {"name": "rag-embedding-server-seed", "state": "absent"}}])[0]
+    assert gone.get("failed") and "rather than removed" in gone["msg"]
+    want["adopt"] = True
     r = play(node, ansible, tmp_path, [{"args": want, "check": True}, {"args": want}, {"args": want}])
     assert r[0]["findings"] == [
         "container rag-embedding-server-seed: CUDA_VISIBLE_DEVICES=1 names GPU ordinal(s) 1, but the container sees 1 "
