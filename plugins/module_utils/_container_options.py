@@ -407,6 +407,7 @@ BEHAVIOUR = (
     Param("wait_healthy", "bool", default=False),
     Param("wait_timeout", "int", default=300),
     Param("adopt", "bool", default=False),
+    Param("health_url", "str"),
 )
 
 PARAMS = BEHAVIOUR + tuple(param for option in OPTIONS for param in option.params)

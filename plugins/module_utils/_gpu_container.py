@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import time
 
+from ansible.module_utils.urls import open_url
+
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._container_options import (
     MANAGED_BY, MANAGED_LABEL, NEXT_SUFFIX, ContainerError, GpuRefs, actual_state, compare, create_kwargs,
     desired_state, parse_port, public, update_kwargs)
@@ -214,6 +216,8 @@ class Engine(object):
                 self._stop(current["Id"])
             try:
                 self._start(new_id)
+                if self.p.get("health_url"):
+                    self._gate(new_id, desired)
             except ContainerError as exc:
                 self._remove(new_id)
                 if was_running:
@@ -226,6 +230,35 @@ class Engine(object):
         self._remove(current["Id"])
         self.api.rename(new_id, self.name)
         return new_id
+
+    def _gate(self, cid, desired):
+        """The replacement answers its health URL with 200 before the old container is removed: bounded by
+        its own healthcheck (start period, then retries x interval, plus a timeout), at most wait_timeout."""
+        hc = desired.get("healthcheck") or {}
+        bound = min(self.p.get("wait_timeout") or 300,
+                    (hc.get("start_period") or 0) + (hc.get("interval") or 30) * (hc.get("retries") or 3)
+                    + (hc.get("timeout") or 10))
+        deadline = time.monotonic() + bound
+        last = "no answer yet"
+        while True:
+            state = ((self._inspect(cid) or {}).get("State") or {})
+            if not state.get("Running"):
+                raise ContainerError("container %s: the replacement exited (code %s) before it was healthy; last log "
+                                     "lines: %s" % (self.name, state.get("ExitCode"), self._logs(cid)))
+            try:
+                resp = open_url(self.p["health_url"], timeout=5, validate_certs=False)
+                code = resp.getcode()
+                resp.close()
+                if code == 200:
+                    return
+                last = "HTTP %s" % code
+            except Exception as exc:  # pylint: disable=broad-except
+                last = "HTTP %s" % exc.code if hasattr(exc, "code") else str(getattr(exc, "reason", exc))
+            if time.monotonic() > deadline:
+                raise ContainerError("container %s: the replacement did not answer %s with 200 within %ss (its "
+                                     "healthcheck's start period, retries x interval and timeout; last: %s)"
+                                     % (self.name, self.p["health_url"], bound, last))
+            time.sleep(1)
 
     def apply(self, plan):
         actions = plan["actions"]

@@ -178,6 +178,13 @@ options:
     description: Seconds O(wait_healthy) may take.
     type: int
     default: 300
+  health_url:
+    description:
+      - The service's health URL as the host reaches it. When set, a recreate keeps the old container (stopped)
+        until the replacement answers it with 200, bounded by the replacement's healthcheck (start period, then
+        retries x interval, plus its timeout) and O(wait_timeout); otherwise the replacement is removed and the old
+        container runs again. Not part of the container's configuration.
+    type: str
   adopt:
     description:
       - Replace or remove a container of this name that the collection did not make (no C(managed-by) label), such

@@ -176,6 +176,32 @@ def test_seed_embedding_line_is_reported_and_replaced(node, ansible, tmp_path):
     node.sh("docker rm -f rag-embedding-server-seed; docker rmi rag-embedding-server:latest")
 
 
+def test_a_recreate_keeps_the_old_container_until_the_new_one_answers_its_health_url(node, ansible, tmp_path):
+    """Issue 16: the replacement must answer with 200 within its healthcheck's bounds; when it does not,
+    it is removed and the old container runs again, unchanged."""
+    timing = {"interval": 2, "timeout": 2, "retries": 2, "start_period": 1}  # bound: 1 + 2 x 2 + 2 = 7 s
+    old = base("t-gate", ports=["18220:8000"], healthcheck=timing)
+    new = dict(old, env={"HF_HUB_OFFLINE": "1", "BATCH_SIZE": "64"})
+    node.sh("docker rm -f t-gate >/dev/null 2>&1 || true")
+    r = play(node, ansible, tmp_path, [
+        {"args": old},
+        {"args": dict(new, health_url="http://127.0.0.1:18220/no-such-path")},
+    ])
+    assert not r[0].get("failed"), r[0]
+    first = node.inspect("t-gate")["Id"]
+    assert r[1].get("failed") and r[1]["msg"] == (
+        "container t-gate: the replacement did not answer http://127.0.0.1:18220/no-such-path with 200 within 7s (its "
+        "healthcheck's start period, retries x interval and timeout; last: HTTP 404). The previous container t-gate "
+        "was kept and is running again."), r[1]
+    kept = node.inspect("t-gate")
+    assert kept["Id"] == first and kept["State"]["Running"] and "BATCH_SIZE=64" not in kept["Config"]["Env"]
+    assert node.inspect("t-gate" + "-ragops-next") is None
+    r = play(node, ansible, tmp_path, [{"args": dict(new, health_url="http://127.0.0.1:18220/health")}])
+    assert r[0]["changed"] and not r[0].get("failed"), r[0]
+    assert "BATCH_SIZE=64" in node.inspect("t-gate")["Config"]["Env"]
+    node.sh("docker rm -f t-gate")
+
+
 def test_errors(node, ansible, tmp_path):
     g6 = uuid_of(node, 6)
     node.sh("docker rm -f t-port-holder t-port >/dev/null 2>&1 || true; "
