@@ -72,6 +72,8 @@ def owner(name: str) -> str | None:
     theirs, root = (proc.stdout.split() + ["", ""])[:2]
     if theirs in ("", "<no", CHECKOUT):  # ours, or made before nodes carried their checkout: replaced as before
         return None
+    if root and not (Path(root) / "sim" / "gpusim").is_dir():
+        return None  # its checkout is gone (a deleted clone, an interrupted CI run): a stale node, replaced
     return root or "checkout " + theirs
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 
 import pytest
@@ -101,25 +102,30 @@ def test_running_containers_show_as_gpu_processes_holding_what_the_services_use(
     assert [used[str(i)] for i in range(8)] == ["15360", "20480", "73728", "73728", "25600", "0", "0", "0"]
 
 
-def test_another_checkouts_node_is_refused_not_taken_over(sim):
+def test_another_checkouts_node_is_refused_not_taken_over(sim, tmp_path):
     """Issue 20 (7): a second checkout on the same Docker host neither replaces this one's
-    repository server nor its nodes."""
+    repository server nor its nodes; a node whose checkout is gone (a deleted clone) is stale and
+    is replaced."""
     import subprocess
 
     from gpusim import build, nodes
     from gpusim.util import SimError
 
+    other = tmp_path / "other-checkout"
+    (other / "sim" / "gpusim").mkdir(parents=True)
     name = "gpu-othercheckout-01"
     subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
     subprocess.run(["docker", "create", "--name", name, "--label", "%s.node=true" % nodes.LABEL,
-                    "--label", "%s.checkout=0badc0de" % nodes.LABEL, "--label", "%s.root=/srv/other-checkout" % nodes.LABEL,
+                    "--label", "%s.checkout=0badc0de" % nodes.LABEL, "--label", "%s.root=%s" % (nodes.LABEL, other),
                     build.base_image(), "true"], capture_output=True, check=True)
     try:
         with pytest.raises(SimError) as exc:
             nodes.up(prefix="gpu-othercheckout", write_inventory=False)
-        assert str(exc.value) == ("node gpu-othercheckout-01 belongs to the simulator of /srv/other-checkout; run "
-                                  "`scripts/gpu-sim down` there, or boot these under another name (--prefix)")
+        assert str(exc.value) == ("node gpu-othercheckout-01 belongs to the simulator of %s; run "
+                                  "`scripts/gpu-sim down` there, or boot these under another name (--prefix)" % other)
         assert name not in nodes.nodes()  # nor is it this checkout's to list, write into an inventory or remove
         assert nodes.REPO_CONTAINER == "gpu-sim-repo-" + nodes.CHECKOUT
+        shutil.rmtree(other)
+        assert nodes.owner(name) is None  # its checkout is gone: stale, this checkout may replace it
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
