@@ -38,6 +38,12 @@ ESTIMATE_LABEL = LABEL_PREFIX + "vram-estimate-gb"
 # Recorded on the container but not compared: a change elsewhere in the plan must not restart it,
 # and adding one recreates nothing.
 INFORMATIONAL_LABELS = (LABEL_PREFIX + "plan-hash", ESTIMATE_LABEL)
+# Set on every container this module creates: its hardening options (the rows with
+# compare="hardening") were set at creation and are compared from then on. A container created
+# before them (by an earlier release) lacks the label; those rows are reported for it, not compared,
+# so that upgrading the collection restarts nothing (O(harden) recreates it).
+HARDENING_LABEL = LABEL_PREFIX + "hardening"
+HARDENING_VERSION = "1"
 DEFAULT_SHM = 64 * 1024 * 1024  # Docker's own default for /dev/shm
 NS = 1000000000
 PORT_RE = re.compile(r"^(?:(?P<ip>\[[0-9a-fA-F:]+\]|[0-9.]+):)?(?P<host>\d+):(?P<cont>\d+)(?:/(?P<proto>tcp|udp|sctp))?$")
@@ -143,6 +149,15 @@ def _norm_security(opts):
             o = "no-new-privileges"
         out.append(o)
     return sorted(set(out))
+
+
+def _caps(caps):
+    """Capability names as Docker records them: upper case with the CAP_ prefix (ALL stays ALL)."""
+    out = set()
+    for cap in caps or []:
+        cap = str(cap).strip().upper()
+        out.add(cap if cap == "ALL" or cap.startswith("CAP_") else "CAP_" + cap)
+    return sorted(out)
 
 
 def _key_values(items):
@@ -283,7 +298,8 @@ def _actual_log(inspect, ctx):
 
 
 def _desired_labels(p, ctx):
-    labels = dict((k, str(v)) for k, v in value(p, "labels").items() if k not in INFORMATIONAL_LABELS)
+    labels = dict((k, str(v)) for k, v in value(p, "labels").items()
+                  if k not in INFORMATIONAL_LABELS and k != HARDENING_LABEL)
     labels[MANAGED_LABEL] = MANAGED_BY
     labels[LABEL_PREFIX + "image-id"] = ctx["image"]["Id"]
     return labels
@@ -293,7 +309,8 @@ def _actual_labels(inspect, ctx):
     image_labels = (ctx["image"].get("Config") or {}).get("Labels") or {}
     wanted = ctx["desired"]["labels"]
     return dict((k, v) for k, v in ((inspect.get("Config") or {}).get("Labels") or {}).items()
-                if (k in wanted or image_labels.get(k) != v) and k not in INFORMATIONAL_LABELS)
+                if (k in wanted or image_labels.get(k) != v) and k not in INFORMATIONAL_LABELS
+                and k != HARDENING_LABEL)
 
 
 def _engine_labels(labels, ctx, create, host):
@@ -302,6 +319,7 @@ def _engine_labels(labels, ctx, create, host):
     for key in INFORMATIONAL_LABELS:
         if key in given:
             out[key] = str(given[key])
+    out[HARDENING_LABEL] = HARDENING_VERSION
     create["labels"] = out
 
 
@@ -378,7 +396,7 @@ OPTIONS = (
            desired=lambda p, ctx: int(round(p["cpus"] * NS)) if p.get("cpus") is not None else None,
            actual=lambda inspect, ctx: (inspect.get("HostConfig") or {}).get("NanoCpus") or None,
            engine=lambda val, ctx, create, host: host.update(nano_cpus=val) if val else None),
-    Option("memory", [Param("memory", "str")], compare="if_set",
+    Option("memory", [Param("memory", "str")], compare="hardening",
            desired=lambda p, ctx: parse_size(p["memory"]) if p.get("memory") is not None else None,
            actual=lambda inspect, ctx: (inspect.get("HostConfig") or {}).get("Memory") or None,
            engine=lambda val, ctx, create, host: host.update(mem_limit=val) if val else None),
@@ -392,6 +410,24 @@ OPTIONS = (
            desired=lambda p, ctx: _norm_security(value(p, "security_opts")),
            actual=lambda inspect, ctx: _norm_security((inspect.get("HostConfig") or {}).get("SecurityOpt")),
            engine=_to("host", "security_opt", lambda opts: list(opts) or None)),
+    Option("cap_drop", [Param("cap_drop", "list", default=["ALL"], elements="str")], compare="hardening",
+           desired=lambda p, ctx: _caps(value(p, "cap_drop")), actual=lambda inspect, ctx: _caps(_host("CapDrop")(
+               inspect, ctx)), engine=_to("host", "cap_drop", lambda caps: list(caps) or None)),
+    Option("cap_add", [Param("cap_add", "list", default=[], elements="str")], compare="hardening",
+           desired=lambda p, ctx: _caps(value(p, "cap_add")), actual=lambda inspect, ctx: _caps(_host("CapAdd")(
+               inspect, ctx)), engine=_to("host", "cap_add", lambda caps: list(caps) or None)),
+    Option("read_only", [Param("read_only", "bool", default=False)], compare="hardening",
+           desired=lambda p, ctx: bool(value(p, "read_only")), actual=lambda inspect, ctx: bool(_host("ReadonlyRootfs")(
+               inspect, ctx)), engine=_to("host", "read_only")),
+    Option("tmpfs", [Param("tmpfs", "dict", default={})], compare="hardening",
+           desired=lambda p, ctx: dict((k, str(v)) for k, v in value(p, "tmpfs").items()),
+           actual=lambda inspect, ctx: dict(_host("Tmpfs")(inspect, ctx) or {}),
+           engine=_to("host", "tmpfs", lambda mounts: dict(mounts) or None)),
+    Option("pids_limit", [Param("pids_limit", "int")], compare="hardening",
+           desired=lambda p, ctx: p.get("pids_limit") if (p.get("pids_limit") or 0) > 0 else None,
+           actual=lambda inspect, ctx: _host("PidsLimit")(inspect, ctx) if (_host("PidsLimit")(inspect, ctx) or 0) > 0
+           else None,
+           engine=lambda val, ctx, create, host: host.update(pids_limit=val) if val else None),
     Option("privileged", [], desired=lambda p, ctx: False,
            actual=lambda inspect, ctx: bool((inspect.get("HostConfig") or {}).get("Privileged")),
            engine=_to("host", "privileged"), severity="critical"),
@@ -408,6 +444,7 @@ BEHAVIOUR = (
     Param("wait_timeout", "int", default=300),
     Param("adopt", "bool", default=False),
     Param("health_url", "str"),
+    Param("harden", "bool", default=False),
 )
 
 PARAMS = BEHAVIOUR + tuple(param for option in OPTIONS for param in option.params)
@@ -471,14 +508,25 @@ def actual_state(inspect, image_info, desired):
         state[option.name] = None if skip else option.actual(inspect, ctx)
     state["image"] = (inspect.get("Config") or {}).get("Image")
     state["running"] = bool((inspect.get("State") or {}).get("Running"))
+    state["hardened"] = ((inspect.get("Config") or {}).get("Labels") or {}).get(HARDENING_LABEL) == HARDENING_VERSION
     return state
 
 
 def compare(desired, actual):
-    """The options that differ, in table order."""
+    """The options that differ, in table order; the hardening rows only for a hardened container."""
     return [option.name for option in OPTIONS
             if not (option.compare == "if_set" and desired[option.name] is None)
+            and not (option.compare == "hardening" and not actual.get("hardened"))
             and desired[option.name] != actual.get(option.name)]
+
+
+def unhardened(desired, actual):
+    """The hardening rows that differ on a container created before them (no hardening label): what
+    O(harden) would change. Empty for a hardened container, whose rows compare() checks."""
+    if actual is None or actual.get("hardened"):
+        return []
+    return [option.name for option in OPTIONS
+            if option.compare == "hardening" and desired[option.name] != actual.get(option.name)]
 
 
 def create_kwargs(params, desired, docker_module):
@@ -522,7 +570,7 @@ def shown_env(env):
 
 def public(state):
     """A state without internal helpers and with possibly secret env values hidden: the --diff before/after."""
-    out = dict((k, v) for k, v in (state or {}).items() if k != "refs")
+    out = dict((k, v) for k, v in (state or {}).items() if k not in ("refs", "hardened"))
     if "env" in out:
         out["env"] = shown_env(out["env"])
     return out

@@ -19,7 +19,7 @@ import re
 from ansible_collections.ragops.gpu_stack.plugins.module_utils import _haproxy
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._common import LABEL_PREFIX, read_json
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._container_options import (
-    MANAGED_BY, MANAGED_LABEL, OPTIONS, actual_state, compare, desired_state, shown_env)
+    MANAGED_BY, MANAGED_LABEL, OPTIONS, actual_state, compare, desired_state, shown_env, unhardened)
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._failover import (
     CPU_WARNING, FailoverError, describe, normalise_record)
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_container import host_index_findings
@@ -256,6 +256,12 @@ class DriftCheck(object):
                 if field == "env":  # values that may be secret as hashes
                     want, got = shown_env(want), shown_env(got)
                 self.f.add(option.finding, obj, _show(want), _show(got), option.severity, RERUN)
+            missing = unhardened(desired, actual)
+            if missing:
+                self.f.add("container.unhardened", obj, "hardened (%s)" % ", ".join(missing),
+                           "created before the hardened defaults", "warning",
+                           "run site.yml -e gpu_stack_harden_existing=true: it recreates the container hardened, "
+                           "one at a time, the old one back if the new one is not healthy")
         self._unexpected(managed_ids, pinned)
         self.load(managed_ids)
 

@@ -23,7 +23,7 @@ from ansible.module_utils.urls import open_url
 
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._container_options import (
     MANAGED_BY, MANAGED_LABEL, NEXT_SUFFIX, ContainerError, GpuRefs, actual_state, compare, create_kwargs,
-    desired_state, parse_port, public, update_kwargs)
+    desired_state, parse_port, public, unhardened, update_kwargs)
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._docker_client import (
     EngineError, api_error_text, docker, is_not_found)
 
@@ -108,12 +108,23 @@ class Engine(object):
         changes = compare(desired, actual)
         if self.p.get("recreate"):
             changes = changes or ["recreate requested"]
-        result["changes"] = changes
+        result["unhardened"] = unhardened(desired, actual)
+        if result["unhardened"] and self.p.get("harden"):
+            changes = changes + ["hardening"]
         self.update = update_kwargs(self.p, desired, changes, docker)
         if self.update:
             result["actions"].append("update")
         elif changes:
             result["actions"].append("recreate")
+            if result["unhardened"] and "hardening" not in changes:
+                changes = changes + ["hardening"]  # a recreate applies them anyway
+        elif result["unhardened"]:
+            self.warnings.append(
+                "container %s predates the collection's hardened defaults (%s differ): it runs as it is and these are "
+                "not compared; recreate it hardened with harden=true (site.yml -e gpu_stack_harden_existing=true, "
+                "one container at a time, the old one back if the new one is not healthy)"
+                % (self.name, ", ".join(result["unhardened"])))
+        result["changes"] = changes
         if "recreate" in result["actions"]:
             self._guard_unmanaged(current, "replace")
         if state == "started" and not actual["running"] and "recreate" not in result["actions"]:
@@ -355,7 +366,8 @@ def run(api, params, check_mode=False):
     result = {"changed": changed, "actions": plan["actions"], "changes": plan["changes"],
               "diff": {"before": before, "after": after, "before_header": "container %s, as it is" % name,
                        "after_header": "container %s, %s" % (name, what or "unchanged")},
-              "summary": "%s: %s" % (name, what or "unchanged"), "findings": list(engine.warnings)}
+              "summary": "%s: %s" % (name, what or "unchanged"), "findings": list(engine.warnings),
+              "unhardened": plan.get("unhardened") or []}
     cid = plan["current"]["Id"] if plan["current"] else None
     if not check_mode and changed:
         cid = engine.apply(plan)

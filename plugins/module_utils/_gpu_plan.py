@@ -237,6 +237,18 @@ def container_args(entry):
     return dict((k, v) for k, v in args.items() if v is not None)
 
 
+def hardening_args(view, container):
+    """The service's hardening options for gpu_container (cap_drop ALL, what it adds back, read-only root,
+    tmpfs, pids limit, memory limit). Outside the configuration hash: gpu_container compares them on the
+    containers it created with them, so adding them restarted nothing on upgrade. A CPU mode's own
+    memory limit wins over the service's."""
+    args = {"cap_drop": ["ALL"], "cap_add": list(view["cap_add"]), "read_only": view["read_only"],
+            "tmpfs": dict(view["tmpfs"]), "pids_limit": view["pids_limit"]}
+    if view["memory"] is not None and "memory" not in container:
+        args["memory"] = view["memory"]
+    return args
+
+
 def _expected_memory(view, entry, by_index):
     """What the service is expected to hold on each of its GPUs (MiB by UUID) and why: the fraction
     its preallocation variable asks for (vLLM's GPU_MEMORY_UTILIZATION) of each GPU, else its VRAM
@@ -428,6 +440,7 @@ def build_plan(services, gpu_info=None, overrides=None, common_env=None, bind_ad
         entry["labels"][LABEL_PREFIX + "plan-hash"] = plan["hash"]
         entry["labels"][ESTIMATE_LABEL] = "%g" % float(entry["vram_estimate_gb"])
         entry["container"] = container_args(entry)
+        entry["container"].update(hardening_args(view, entry["container"]))
         # After hashing: derived from what is hashed, so adding them recreates nothing on upgrade.
         entry["instance"] = view["instance"]
         entry["behind_load_balancer"] = view["name"] in balanced

@@ -47,6 +47,7 @@ RISKS = dict((
     ("models_rw", "mounting the models root read-write"),
     ("host_ipc", "the host's IPC namespace"),
     ("online", "environment that turns the offline mode off"),
+    ("capabilities", "adding Linux capabilities back (cap_add)"),
 ))
 SENSITIVE_PATHS = tuple(RISKS["host_path"].split(": ", 1)[1].split(", "))
 # The offline switches (the guide's) and the values that turn them off.
@@ -56,6 +57,12 @@ OFF_VALUES = ("0", "false", "no", "off", "")
 ULIMIT_NAMES = ("as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc",
                 "rss", "rtprio", "rttime", "sigpending", "stack")
 IPC_MODES = ("private", "shareable", "host", "none")
+# Linux capabilities (capabilities(7)), as cap_add names them (without the CAP_ prefix).
+CAPABILITIES = tuple("""AUDIT_CONTROL AUDIT_READ AUDIT_WRITE BLOCK_SUSPEND BPF CHECKPOINT_RESTORE CHOWN DAC_OVERRIDE
+    DAC_READ_SEARCH FOWNER FSETID IPC_LOCK IPC_OWNER KILL LEASE LINUX_IMMUTABLE MAC_ADMIN MAC_OVERRIDE MKNOD NET_ADMIN
+    NET_BIND_SERVICE NET_BROADCAST NET_RAW PERFMON SETFCAP SETGID SETPCAP SETUID SYS_ADMIN SYS_BOOT SYS_CHROOT
+    SYS_MODULE SYS_NICE SYS_PACCT SYS_PTRACE SYS_RAWIO SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG SYSLOG WAKE_ALARM""".split())
+PIDS_LIMIT_RANGE = (64, 4194304)
 
 # gpu_container's healthcheck timing defaults (its option table is their one home)
 DEFAULT_HEALTHCHECK = dict((param.name, param.default) for param in HEALTHCHECK_TIMING)
@@ -274,6 +281,16 @@ FIELDS = (
     Field("user", "str", "User (uid[:gid]) the service runs as."),
     Field("volumes", "list", "Extra bind mounts `host:container[:ro|rw]`, in addition to the model cache that is "
           "always mounted read-only.", default=[]),
+    Field("cap_add", "list", "Linux capabilities the service needs back (the container drops all of them), e.g. "
+          "`[SYS_NICE]`; needs `acknowledge: [capabilities]`.", default=[]),
+    Field("read_only", "bool", "A read-only root filesystem (the default); the service writes only to its `tmpfs` "
+          "mounts. `false` for an image that writes elsewhere.", default=True),
+    Field("tmpfs", "dict", "Memory-backed scratch mounts, absolute path to mount options; a real vLLM image also "
+          "wants e.g. `/root/.cache: size=8g`.", default={"/tmp": "size=1g", "/run": "size=64m"}),
+    Field("pids_limit", "int", "The most processes and threads the container may run (%d to %d)."
+          % PIDS_LIMIT_RANGE, default=8192),
+    Field("memory", "str", "Host memory limit of the container (`docker run --memory`), e.g. `64g`. Unset: no "
+          "limit (the drift check and the CIS check report it).", example="64g"),
     Field("purpose", "str", "One line for the allocation table.", default=""),
     Field("acknowledge", "list", "Settings that open the host which this service may use, each named: "
           + ", ".join("`%s` (%s)" % kv for kv in RISKS.items()) + ". Without it such a setting is refused.",
@@ -682,6 +699,7 @@ def _check_entry(chk, entry, index, services=None):
             for key in ul:
                 if key not in ULIMIT_NAMES:
                     chk.err(name, "ulimits.%s" % key, unknown(key, ULIMIT_NAMES, "limit"))
+    _check_hardening(chk, name, entry)
     if isinstance(entry.get("ipc"), str) and entry["ipc"] not in IPC_MODES and not entry["ipc"].startswith("container:"):
         chk.err(name, "ipc", "%r is not one of %s or container:NAME" % (entry["ipc"], ", ".join(IPC_MODES)))
     for key in ("command", "volumes"):
@@ -693,6 +711,44 @@ def _check_entry(chk, entry, index, services=None):
             chk.err(name, key, "must be a string, got %r" % (entry[key],))
     if isinstance(entry.get("health_path"), str) and not entry["health_path"].startswith("/"):
         chk.err(name, "health_path", "%r must start with /" % entry["health_path"])
+
+
+def _check_hardening(chk, name, entry):
+    """cap_add, read_only, tmpfs, pids_limit, memory: the container's hardening (its acknowledgement is
+    _check_exposure's)."""
+    caps = entry.get("cap_add")
+    if caps is not None and (not isinstance(caps, list) or not all(isinstance(c, str) for c in caps)):
+        chk.err(name, "cap_add", "must be a list of capability names, e.g. [SYS_NICE]")
+    else:
+        for cap in caps or []:
+            bare = cap.upper()[4:] if cap.upper().startswith("CAP_") else cap.upper()
+            if bare not in CAPABILITIES:
+                chk.err(name, "cap_add", "%r: %s" % (cap, unknown(bare, CAPABILITIES, "capability")))
+    if "read_only" in entry and not isinstance(entry["read_only"], bool):
+        chk.err(name, "read_only", "must be true or false, got %r" % (entry["read_only"],))
+    mounts = entry.get("tmpfs")
+    if mounts is not None and not isinstance(mounts, dict):
+        chk.err(name, "tmpfs", "must map absolute paths to mount options, e.g. {/tmp: size=1g}")
+    else:
+        for path, opts in (mounts or {}).items():
+            if not isinstance(path, str) or not path.startswith("/") or path == "/":
+                chk.err(name, "tmpfs", "%r is not an absolute path below /; write e.g. /tmp: size=1g" % (path,))
+            elif not isinstance(opts, str) or ":" in opts:
+                chk.err(name, "tmpfs.%s" % path, "%r is not a mount option string such as size=1g or "
+                        "size=1g,mode=1777" % (opts,))
+    if "pids_limit" in entry:
+        value, (low, high) = entry["pids_limit"], PIDS_LIMIT_RANGE
+        if not _is_int(value) or not low <= value <= high:
+            chk.err(name, "pids_limit", "%r must be a whole number from %d to %d%s" % (
+                value, low, high, quoted("pids_limit", value) or "; write e.g. pids_limit: 8192"))
+    if entry.get("memory") is not None:
+        try:
+            size = parse_size(entry["memory"])
+        except (TypeError, ValueError):
+            size = None
+        if size is None or size < 64 * 1024 * 1024:
+            chk.err(name, "memory", "%r is not a memory limit of at least 64m; write e.g. memory: 64g"
+                    % (entry["memory"],))
 
 
 def _check_container_names(chk, name, entry, seen):
@@ -743,6 +799,9 @@ def _check_exposure(chk, name, entry, bind_address, common_env, models_root):
             refuse("volumes", "models_rw", "%r mounts the models root %s writable: the service could change the "
                    "verified models of every service" % (spec, models_root), "mount it :ro (it is mounted read-only "
                    "at the models path already)")
+    if isinstance(entry.get("cap_add"), list) and entry["cap_add"]:
+        refuse("cap_add", "capabilities", "%s gives the container capabilities back that it drops by default"
+               % ", ".join(str(c) for c in entry["cap_add"]), "remove it if the service runs without")
     if entry.get("ipc") == "host":
         refuse("ipc", "host_ipc", "ipc: host shares the host's IPC namespace", "use ipc: private (or shareable)")
     envs = [("gpu_stack_common_env", common_env), ("env", entry.get("env"))] + [
@@ -784,6 +843,8 @@ def normalise_entry(entry, common_env=None, bind_address="127.0.0.1"):
     model.setdefault("source", None)
     out["model"] = model
     out["ulimits"] = dict(out["ulimits"] or {})
+    out["cap_add"] = list(out["cap_add"] or [])
+    out["tmpfs"] = dict(out["tmpfs"] or {})
     if out["cpu_fallback"] is not None:
         fallback = dict(out["cpu_fallback"])
         fallback["env"] = dict((k, _env_str(v)) for k, v in (fallback.get("env") or {}).items())

@@ -103,8 +103,7 @@ options:
       and ignores it in comparisons.
     type: float
   memory:
-    description: Memory limit, e.g. C(32g) (C(docker run --memory)). Unset leaves no limit and ignores it in
-      comparisons.
+    description: Memory limit, e.g. C(32g) (C(docker run --memory)). Unset leaves no limit. A hardening option.
     type: str
   restart_policy:
     description: Restart policy; changed in place without a restart.
@@ -162,6 +161,31 @@ options:
     type: list
     elements: str
     default: [no-new-privileges]
+  cap_drop:
+    description:
+      - Capabilities dropped; by default all of them (add back what the service needs with O(cap_add)). This and
+        O(cap_add), O(read_only), O(tmpfs), O(pids_limit) and O(memory) are the hardening options, set on every
+        container created and compared on those created with them (label C(io.ragops.gpu-stack.hardening)); see
+        O(harden).
+    type: list
+    elements: str
+    default: [ALL]
+  cap_add:
+    description: Capabilities added back after O(cap_drop), such as C(SYS_NICE).
+    type: list
+    elements: str
+    default: []
+  read_only:
+    description: A read-only root filesystem; give the paths the service writes to as O(tmpfs).
+    type: bool
+    default: false
+  tmpfs:
+    description: Memory-backed scratch mounts, a mapping of path to mount options, such as C(/tmp) to C(size=1g).
+    type: dict
+    default: {}
+  pids_limit:
+    description: The most processes and threads the container may run. Unset or 0 means no limit.
+    type: int
   recreate:
     description: Recreate even when nothing differs.
     type: bool
@@ -190,6 +214,13 @@ options:
       - Replace or remove a container of this name that the collection did not make (no C(managed-by) label), such
         as one started by hand from the guide's C(docker run) lines. Without it such a container is left alone and
         the task fails naming it.
+    type: bool
+    default: false
+  harden:
+    description:
+      - Recreate a container created before the hardening options (no C(io.ragops.gpu-stack.hardening) label) so that
+        they apply, through the same health-gated recreate as any other change. Without it such a container keeps
+        running as it is, the options that would change are returned in RV(unhardened) and a warning names them.
     type: bool
     default: false
   docker_host:
@@ -256,6 +287,12 @@ findings:
   returned: always
   type: list
   elements: str
+unhardened:
+  description: Hardening options that differ on a container created before them (see O(harden)); empty otherwise.
+  returned: always
+  type: list
+  elements: str
+  sample: [cap_drop, read_only, tmpfs, pids_limit]
 container:
   description: The container after the run, C(id), C(name), C(image), C(image_id), C(status), C(health), C(gpus),
     C(labels); empty when absent.

@@ -1,10 +1,12 @@
 # -*- coding: utf-8 -*-
 """Hardening on the shared converged node: daemon.json is never overwritten blindly (a file that
 cannot be read stops the role before any change) and a daemon.json dockerd will not start with is
-rolled back, dockerd started with the previous file, the services running on through it."""
+rolled back, dockerd started with the previous file, the services running on through it; the
+service containers pass the container checks of the CIS Docker Benchmark (section 5) that apply."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -50,3 +52,73 @@ def test_a_daemon_json_dockerd_rejects_is_rolled_back_and_the_services_run_on(co
     assert node.sh("sha256sum %s" % DAEMON_JSON).stdout == before
     assert node.sh("docker version --format '{{.Server.Version}}'").stdout.strip()
     assert running(node) == containers  # live-restore: the same containers, never stopped
+
+
+# The container checks of the CIS Docker Benchmark (section 5) that apply to the services, each as
+# (id, title, check over `docker inspect`): a service container passes when the check returns "".
+SENSITIVE = ("/", "/boot", "/dev", "/etc", "/lib", "/proc", "/sys", "/usr")
+
+
+def _binds(c):
+    return [m.get("Source") or "" for m in c.get("Mounts") or [] if m.get("Type") == "bind"]
+
+
+CIS = (
+    ("5.3", "Linux kernel capabilities are restricted",
+     lambda c: "" if c["HostConfig"].get("CapDrop") == ["ALL"] and not c["HostConfig"].get("CapAdd")
+     else "CapDrop=%s CapAdd=%s" % (c["HostConfig"].get("CapDrop"), c["HostConfig"].get("CapAdd"))),
+    ("5.4", "privileged containers are not used",
+     lambda c: "privileged" if c["HostConfig"].get("Privileged") else ""),
+    ("5.5", "sensitive host system directories are not mounted",
+     lambda c: " ".join(s for s in _binds(c) if s.rstrip("/") in SENSITIVE or s == "/")),
+    ("5.9", "the host's network namespace is not shared",
+     lambda c: "network host" if c["HostConfig"].get("NetworkMode") == "host" else ""),
+    ("5.10", "memory usage is limited", lambda c: "" if c["HostConfig"].get("Memory") else "no memory limit"),
+    ("5.12", "the root filesystem is mounted read-only",
+     lambda c: "" if c["HostConfig"].get("ReadonlyRootfs") else "writable root"),
+    ("5.13", "incoming traffic is bound to a specific host interface",
+     lambda c: " ".join("%s:%s" % (b.get("HostIp"), b.get("HostPort"))
+                        for bs in (c["HostConfig"].get("PortBindings") or {}).values() for b in bs or []
+                        if b.get("HostIp") in ("", "0.0.0.0", "::"))),
+    ("5.15", "the host's process namespace is not shared",
+     lambda c: "pid host" if c["HostConfig"].get("PidMode") == "host" else ""),
+    ("5.16", "the host's IPC namespace is not shared",
+     lambda c: "ipc host" if c["HostConfig"].get("IpcMode") == "host" else ""),
+    ("5.20", "the host's UTS namespace is not shared",
+     lambda c: "uts host" if c["HostConfig"].get("UTSMode") == "host" else ""),
+    ("5.21", "the default seccomp profile is not disabled",
+     lambda c: " ".join(o for o in c["HostConfig"].get("SecurityOpt") or [] if o.replace("=", ":") == "seccomp:unconfined")),
+    ("5.25", "the container cannot acquire additional privileges",
+     lambda c: "" if any(o.replace("=", ":") in ("no-new-privileges", "no-new-privileges:true")
+                         for o in c["HostConfig"].get("SecurityOpt") or []) else "no no-new-privileges"),
+    ("5.28", "the pids cgroup limit is used",
+     lambda c: "" if (c["HostConfig"].get("PidsLimit") or 0) > 0 else "no pids limit"),
+    ("5.30", "the host's user namespace is not shared",
+     lambda c: "userns host" if c["HostConfig"].get("UsernsMode") == "host" else ""),
+    ("5.31", "the Docker socket is not mounted inside any container",
+     lambda c: " ".join(s for s in _binds(c) if s.endswith("docker.sock"))),
+)
+
+
+def test_the_service_containers_pass_the_cis_docker_benchmark_container_checks(converged):
+    node = converged
+    ids = node.sh("docker ps -q --no-trunc --filter label=io.ragops.gpu-stack.service").stdout.split()
+    inspected = json.loads(node.sh("docker inspect %s" % " ".join(ids)).stdout)
+    names = sorted(c["Name"].lstrip("/") for c in inspected)
+    assert names == ["rag-dots-ocr", "rag-embedding-server", "rag-llm-server", "rag-whisper"], names
+    failures, rows = [], []
+    for number, title, check in CIS:
+        results = dict((c["Name"].lstrip("/"), check(c)) for c in inspected)
+        bad = dict((k, v) for k, v in results.items() if v)
+        rows.append("CIS %-5s %-58s %s" % (number, title, "FAIL %s" % bad if bad else "pass (%d containers)" % len(results)))
+        failures.extend("CIS %s %s: %s" % (number, name, why) for name, why in bad.items())
+    print("\n".join(rows))
+    assert not failures, failures
+    # and it holds inside: no effective capability, the root not writable, the services healthy
+    for name in names:
+        caps = node.sh("docker exec %s grep CapEff /proc/1/status" % name).stdout.split()
+        assert caps == ["CapEff:", "0000000000000000"], (name, caps)
+        write = node.sh("docker exec %s touch /ragops-write-test" % name, check=False)
+        assert write.returncode != 0 and "Read-only file system" in write.stderr, (name, write.stderr)
+        health = node.sh("docker inspect --format '{{.State.Health.Status}}' %s" % name).stdout.strip()
+        assert health == "healthy", (name, health)

@@ -2,7 +2,8 @@
 """Upgrading the collection on a converged host restarts nothing: a node converged by the previous
 release's collection (its own site.yml and roles, extracted from git into a temporary collections
 path) and that release's map, then site.yml and the map of this checkout: every container the same
-ID with the same labels, and no change but the staging of an image the new map needs.
+ID with the same labels, and no change but the staging of an image the new map needs; then
+gpu_stack_harden_existing=true recreates them with the hardened defaults.
 
 The previous release is conftest.PREVIOUS_RELEASE."""
 
@@ -77,3 +78,17 @@ def test_upgrading_the_collection_restarts_no_service(node_factory, ansible, pre
     assert set(changed) <= STAGING, changed
     assert new_task in new.out
     assert containers(node) == before
+    # The previous release's containers predate the hardened defaults: they run on as they are, each
+    # run names them, and asking for it recreates them hardened (health-gated, one at a time).
+    assert " ".join(new.out.split()).count("predates the collection's hardened defaults") >= len(before), new.out
+    hardened = ansible(ROOT / "site.yml", node.inventory, extra_vars={"gpu_stack_harden_existing": True})
+    assert hardened.rc == 0, hardened
+    after = containers(node)
+    assert sorted(after) == sorted(before)
+    for name, (cid, labels, running) in after.items():
+        assert cid != before[name][0] and running, name
+        assert labels.get("io.ragops.gpu-stack.hardening") == "1", labels
+        host = node.inspect(name)["HostConfig"]
+        assert (host["CapDrop"], host["ReadonlyRootfs"], host["PidsLimit"] > 0, host["Memory"] > 0) == (
+            ["ALL"], True, True, True), (name, host)
+    assert "predates the collection's hardened defaults" not in hardened.out

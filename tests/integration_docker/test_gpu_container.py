@@ -144,6 +144,41 @@ def test_equivalent_hand_started_container_is_adopted(node, ansible, tmp_path):
     node.sh("docker rm -f t-adopt")
 
 
+def test_a_container_made_before_hardening_runs_on_until_harden_recreates_it(node, ansible, tmp_path):
+    """A container an earlier release made (managed-by label, no hardening label): its hardening
+    options are named, not compared, so an upgrade restarts nothing; harden=true recreates it hardened."""
+    image_id = node.sh("docker image inspect -f '{{.Id}}' %s" % IMAGE).stdout.strip()
+    node.sh("docker rm -f t-old >/dev/null 2>&1 || true")
+    node.sh("docker run -d --name t-old -e HF_HUB_OFFLINE=1 --restart unless-stopped --security-opt no-new-privileges "
+            "--log-opt max-size=50m --log-opt max-file=5 --health-interval 30s --health-timeout 10s "
+            "--health-retries 3 --health-start-period 60s "
+            "--label io.ragops.gpu-stack.managed-by=ragops.gpu_stack.gpu_container "
+            "--label io.ragops.gpu-stack.image-id=%s %s" % (image_id, IMAGE))
+    old = node.inspect("t-old")["Id"]
+    want = {"name": "t-old", "image": IMAGE, "env": {"HF_HUB_OFFLINE": "1"}, "read_only": True,
+            "tmpfs": {"/tmp": "size=64m", "/run": "size=16m"}, "pids_limit": 512, "memory": "512m"}
+    r = play(node, ansible, tmp_path, [{"args": want}, {"args": dict(want, harden=True), "check": True}])
+    assert r[0]["changed"] is False and r[0]["actions"] == [], r[0]
+    assert r[0]["unhardened"] == ["memory", "cap_drop", "read_only", "tmpfs", "pids_limit"], r[0]
+    assert r[0]["findings"] == [
+        "container t-old predates the collection's hardened defaults (memory, cap_drop, read_only, tmpfs, pids_limit "
+        "differ): it runs as it is and these are not compared; recreate it hardened with harden=true (site.yml -e "
+        "gpu_stack_harden_existing=true, one container at a time, the old one back if the new one is not healthy)"]
+    assert r[1]["actions"] == ["recreate"] and r[1]["changes"] == ["hardening"]
+    assert node.inspect("t-old")["Id"] == old
+    r = play(node, ansible, tmp_path, [{"args": dict(want, harden=True)}, {"args": want}])
+    assert r[0]["actions"] == ["recreate"] and r[1]["changed"] is False and r[1]["unhardened"] == []
+    new = node.inspect("t-old")
+    assert new["Id"] != old and new["Config"]["Labels"]["io.ragops.gpu-stack.hardening"] == "1"
+    host = new["HostConfig"]
+    assert (host["CapDrop"], host["ReadonlyRootfs"], host["PidsLimit"], host["Memory"], host["Tmpfs"]) == (
+        ["ALL"], True, 512, 512 * 1024 * 1024, {"/tmp": "size=64m", "/run": "size=16m"})
+    # from now on compared: a hand-made change to one of them is drift the module repairs
+    r = play(node, ansible, tmp_path, [{"args": dict(want, pids_limit=1024), "check": True}])
+    assert r[0]["changes"] == ["pids_limit"], r[0]
+    node.sh("docker rm -f t-old")
+
+
 def test_seed_embedding_line_is_reported_and_replaced(node, ansible, tmp_path):
     """The guide's own docker run line (with the container name its other commands use)."""
     node.sh("docker rm -f rag-embedding-server-seed >/dev/null 2>&1 || true; docker tag %s "

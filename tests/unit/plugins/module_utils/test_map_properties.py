@@ -177,6 +177,9 @@ EXPOSURES = [
                                        "tensor_parallel": 1,
                                        "env": {"TRANSFORMERS_OFFLINE": "false", "TENSOR_PARALLEL_SIZE": "1"}}]),
      "service 'llm': field 'instances[0].env': TRANSFORMERS_OFFLINE='false' lets the service fetch models"),
+    ("capabilities", "llm", dict(cap_add=["SYS_NICE"]),
+     "service 'llm': field 'cap_add': SYS_NICE gives the container capabilities back that it drops by default; remove "
+     "it if the service runs without, or acknowledge it with acknowledge: [capabilities]"),
 ]
 
 
@@ -243,3 +246,49 @@ def test_an_image_without_a_pinned_id_is_refused_unless_allowed_with_a_warning()
     allowed = build_plan(**args(image_sources=pins, allow_unpinned_images=True))
     assert allowed["warnings"] == ["service 'whisper': image rag-whisper:1.0.0 runs without a pinned image ID "
                                    "(gpu_stack_allow_unpinned_images: true); a tag can be moved to another build"]
+
+
+HARDENING_ERRORS = [
+    (dict(cap_add=["SYS_NICEE"]), "service 'whisper': field 'cap_add': 'SYS_NICEE': unknown capability; did you mean "
+                                  "'SYS_NICE'?"),
+    (dict(cap_add="SYS_NICE"), "service 'whisper': field 'cap_add': must be a list of capability names, e.g. [SYS_NICE]"),
+    (dict(read_only="yes"), "service 'whisper': field 'read_only': must be true or false, got 'yes'"),
+    (dict(tmpfs={"tmp": "size=1g"}), "service 'whisper': field 'tmpfs': 'tmp' is not an absolute path below /; write "
+                                     "e.g. /tmp: size=1g"),
+    (dict(tmpfs={"/tmp": 1}), "service 'whisper': field 'tmpfs./tmp': 1 is not a mount option string such as size=1g"),
+    (dict(tmpfs=["/tmp"]), "service 'whisper': field 'tmpfs': must map absolute paths to mount options"),
+    (dict(pids_limit=0), "service 'whisper': field 'pids_limit': 0 must be a whole number from 64 to 4194304; write "
+                         "e.g. pids_limit: 8192"),
+    (dict(pids_limit="8192"), "service 'whisper': field 'pids_limit': '8192' must be a whole number from 64 to "
+                              "4194304"),
+    (dict(memory="lots"), "service 'whisper': field 'memory': 'lots' is not a memory limit of at least 64m; write "
+                          "e.g. memory: 64g"),
+    (dict(memory="1m"), "service 'whisper': field 'memory': '1m' is not a memory limit of at least 64m"),
+]
+
+
+@pytest.mark.parametrize("change,message", HARDENING_ERRORS, ids=[str(sorted(c.items())) for c, _m in HARDENING_ERRORS])
+def test_a_bad_hardening_setting_is_refused_naming_service_field_and_fix(change, message):
+    services = copy.deepcopy(INV["gpu_stack_services"])
+    services[0].update(change)
+    with pytest.raises(PlanError) as exc:
+        build_plan(**args(services=services))
+    assert [e for e in exc.value.errors if e.startswith(message)], exc.value.errors
+
+
+def test_every_container_is_hardened_by_default_outside_the_configuration_hash():
+    plan = build_plan(**args())["plan"]
+    for entry in plan["services"]:
+        c = entry["container"]
+        assert (c["cap_drop"], c["cap_add"], c["read_only"], c["pids_limit"]) == (["ALL"], [], True, 8192), c
+        assert c["tmpfs"] == {"/tmp": "size=1g", "/run": "size=64m"}
+        assert c["memory"] == {"whisper": "32g", "embedding": "16g", "llm": "128g", "ocr": "32g"}[entry["name"]]
+    # the per-service opt-out, and no hash moves with them: containers made before them are not restarted
+    services = copy.deepcopy(INV["gpu_stack_services"])
+    services[0].update(read_only=False, pids_limit=1024, memory=None, tmpfs={})
+    other = build_plan(**args(services=services))["plan"]
+    assert other["hash"] == plan["hash"]
+    assert [e["config_hash"] for e in other["services"]] == [e["config_hash"] for e in plan["services"]]
+    whisper = other["services"][0]["container"]
+    assert (whisper["read_only"], whisper["pids_limit"], whisper["tmpfs"], "memory" in whisper) == (
+        False, 1024, {}, False)
