@@ -81,6 +81,17 @@ class Stager(object):
                              src.get("endpoint"), self.root)
         return None
 
+    def _origin(self):
+        """Where the file list came from, for messages: the manifest, or the lock file that recorded it."""
+        return "the lock file %s" % self.p["files_from"] if self.p.get("files_from") else "the manifest"
+
+    def _changed_fix(self):
+        if not self.p.get("files_from"):
+            return None
+        return ("the source's content changed since the model was first fetched and locked. If the new content is "
+                "intended, remove the entry %s@%s from %s and run again; otherwise restore the source"
+                % (self.repo_id, self.revision, self.p["files_from"]))
+
     def _expected(self, source):
         """[{path, size, sha256}] this revision must hold."""
         files = self.p.get("files")
@@ -208,9 +219,9 @@ class Stager(object):
                 os.unlink(blob)
         src = self.source.open(f["path"]) if self.source else None
         if src is None:
-            raise StageError("model %s: file %s is in the manifest but missing from the source %s; the source is "
-                             "incomplete: re-fetch or rebuild the bundle" % (
-                                 self.repo_id, f["path"], self.source.label if self.source else "(none given)"))
+            raise StageError("model %s: file %s is in %s but missing from the source %s; %s" % (
+                self.repo_id, f["path"], self._origin(), self.source.label if self.source else "(none given)",
+                self._changed_fix() or "the source is incomplete: re-fetch or rebuild the bundle"))
         tag = hashlib.sha1(f["path"].encode()).hexdigest()[:12]
         tmp = os.path.join(self.blobs, "%s%s-%d-%d" % (TMP_PREFIX, tag, os.getpid(), threading.get_ident()))
         try:
@@ -219,13 +230,13 @@ class Stager(object):
                 out.flush()
                 os.fsync(out.fileno())
             if f["size"] is not None and size != f["size"]:
-                raise StageError("model %s: file %s is %d bytes, the manifest says %d (truncated or wrong file); "
-                                 "nothing of it was staged: re-fetch the source" % (self.repo_id, f["path"], size,
-                                                                                    f["size"]))
+                raise StageError("model %s: file %s is %d bytes, %s says %d; nothing of it was staged: %s" % (
+                    self.repo_id, f["path"], size, self._origin(), f["size"],
+                    self._changed_fix() or "truncated or wrong file, re-fetch the source"))
             if f["sha256"] and digest != f["sha256"]:
-                raise StageError("model %s: file %s has sha256 %s, the manifest says %s (corrupted in transit or "
-                                 "at rest); nothing of it was staged: re-fetch the source" % (
-                                     self.repo_id, f["path"], digest, f["sha256"]))
+                raise StageError("model %s: file %s has sha256 %s, %s says %s; nothing of it was staged: %s" % (
+                    self.repo_id, f["path"], digest, self._origin(), f["sha256"],
+                    self._changed_fix() or "corrupted in transit or at rest, re-fetch the source"))
             os.chmod(tmp, 0o444)
             os.rename(tmp, os.path.join(self.blobs, digest))
         except BaseException:
@@ -327,6 +338,7 @@ def run(params, check_mode=False, fetch_url=None):
         result = {
             "changed": changed,
             "snapshot_path": stager.snapshot,
+            "repo_id": stager.repo_id,
             "revision": stager.revision,
             "added": [f["path"] for f in plan["add"]],
             "replaced": [f["path"] for f in plan["replace"]],

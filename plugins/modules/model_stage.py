@@ -54,6 +54,12 @@ options:
         source's own C(ragops-bundle.json) manifest, or the source's file list (hashed and recorded as staged).
     type: list
     elements: dict
+  files_from:
+    description:
+      - Where O(files) came from when it is not the inventory's manifest, such as the models lock file that recorded
+        the source's manifest at the first fetch. A source whose file differs is then refused as changed since it
+        was locked, the message naming that file and the entry to remove if the change is intended.
+    type: str
   allow_patterns:
     description: Glob patterns of files to stage when the manifest comes from the source.
     type: list
@@ -135,6 +141,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+repo_id:
+  description: The repository, as given.
+  returned: always
+  type: str
+revision:
+  description: The revision, as given.
+  returned: always
+  type: str
 snapshot_path:
   description: The staged snapshot directory.
   returned: always
@@ -203,6 +217,7 @@ def main():
             revision=dict(type="str", required=True),
             root=dict(type="path", default="/opt/models/hf"),
             files=dict(type="list", elements="dict"),
+            files_from=dict(type="str"),
             allow_patterns=dict(type="list", elements="str"),
             require_safetensors=dict(type="bool", default=False),
             source=dict(type="dict", options=dict(

@@ -2,7 +2,8 @@
 """Upgrading the collection on a converged host restarts nothing: a node converged by the previous
 release's collection (its own site.yml and roles, extracted from git into a temporary collections
 path) and that release's map, then site.yml and the map of this checkout: every container the same
-ID with the same labels, and no change but the staging of an image the new map needs; then
+ID with the same labels, and no change but the staging of an image the new map needs (and, on the
+controller, the models lock this release writes); then
 gpu_stack_harden_existing=true recreates them with the hardened defaults.
 
 The previous release is conftest.PREVIOUS_RELEASE."""
@@ -24,7 +25,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # gpu_services' image staging (roles/gpu_services/tasks/images.yml): copies and loads, no container
 STAGING = {"Create the image staging directory", "Copy the image tarballs", "Load the images",
-           "Remove the staged tarballs"}
+           "Remove the staged tarballs",
+           # on the controller: the models lock next to the inventory, new in this release
+           "Lock the manifests of the models fetched for the first time"}
 
 
 def changed_tasks(out, host):

@@ -1,13 +1,16 @@
 # -*- coding: utf-8 -*-
 """hf_models stages the union of every host's models (issue 16): a host whose override pins another
 revision of a model gets that revision, the others theirs, and the controller's cache holds both.
-Runs the real role with ansible-playbook on two local hosts, each with its own model root."""
+And the models lock: the manifest of a model without per-file sha256 is recorded at its first fetch
+next to the inventory; a source whose content changed later is refused. Runs the real role with
+ansible-playbook on local hosts, each with its own model root."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +30,15 @@ def bundle(path, revision, content):
     (path / "config.json").write_bytes(content)
     manifest = [{"path": "config.json", "size": len(content), "sha256": hashlib.sha256(content).hexdigest()}]
     (path / snap.BUNDLE_MANIFEST).write_text(json.dumps({"repo_id": REPO, "revision": revision, "files": manifest}))
+
+
+def hf_models(inv):
+    """The hf_models role with ansible-playbook on the inventory's hosts."""
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_LOCALHOST_WARNING="0")
+    return subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"),
+                           str(ROOT / "tests" / "playbooks" / "roles.yml"), "-i", str(inv),
+                           "-e", json.dumps({"test_roles": ["hf_models"]})],
+                          capture_output=True, text=True, env=env, check=False, timeout=600)
 
 
 def snapshots(root):
@@ -51,14 +63,61 @@ def test_each_host_gets_its_own_revision_and_the_controller_stages_the_union(tmp
     # a host override: gpu-b runs the other revision
     (inv / "host_vars" / "gpu-b.yml").write_text(yaml.safe_dump({"hf_models_overrides": {"emb": {"model": {
         "revision": REV_B, "source": {"bundle": str(tmp_path / "bundle-b")}}}}}))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_LOCALHOST_WARNING="0")
-    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"),
-                           str(ROOT / "tests" / "playbooks" / "roles.yml"), "-i", str(inv),
-                           "-e", json.dumps({"test_roles": ["hf_models"]})],
-                          capture_output=True, text=True, env=env, check=False, timeout=600)
+    proc = hf_models(inv)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert snapshots(tmp_path / "a") == [REV_A]
     assert snapshots(tmp_path / "b") == [REV_B]
     assert snapshots(tmp_path / "controller") == [REV_A, REV_B]
     staged_b = Path(snap.repo_dir(str(tmp_path / "b"), REPO)) / "snapshots" / REV_B / "config.json"
     assert staged_b.read_bytes() == b'{"revision": "b"}'
+
+
+@pytest.mark.slow
+def test_the_first_fetch_locks_the_manifest_and_a_changed_source_is_refused(tmp_path):
+    source = tmp_path / "bundle"
+    bundle(source, REV_A, b'{"weights": "first"}')
+    service = {"name": "emb", "image": "rag-emb:1.0.0", "gpus": [0], "port": 8001, "vram_estimate_gb": 1,
+               "model": {"repo_id": REPO, "revision": REV_A, "source": {"bundle": str(source)}}}
+    inv = tmp_path / "inv"
+    inv.mkdir()
+    (inv / "hosts.yml").write_text(yaml.safe_dump({"all": {
+        "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                 "gpu_stack_services": [service], "hf_models_overrides": {},
+                 "hf_models_controller_root": str(tmp_path / "controller"), "hf_models_min_free_bytes": 0},
+        "children": {"gpu_nodes": {"hosts": {"gpu-a": {"hf_models_root": str(tmp_path / "a")}}}}}}))
+    lock = inv / "models.lock.json"
+    first = hf_models(inv)
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
+    entry = json.loads(lock.read_text())["models"]["%s@%s" % (REPO, REV_A)]
+    old_sha = hashlib.sha256(b'{"weights": "first"}').hexdigest()
+    assert entry["files"] == [{"path": "config.json", "size": 20, "sha256": old_sha}]
+    canon = json.dumps(entry["files"], sort_keys=True, separators=(",", ":")).encode()
+    assert entry["manifest_sha256"] == hashlib.sha256(canon).hexdigest()
+    again = hf_models(inv)
+    assert again.returncode == 0 and json.loads(lock.read_text())["models"] == {"%s@%s" % (REPO, REV_A): entry}
+
+    # the source changes under the same revision (its own manifest rewritten to match) and another
+    # controller, without the cache, fetches it: refused against the lock, the host keeps its copy
+    shutil.rmtree(source)
+    shutil.rmtree(tmp_path / "controller")
+    bundle(source, REV_A, b'{"weights": "other"}')
+    changed = hf_models(inv)
+    said = " ".join(changed.stdout.split())
+    assert changed.returncode != 0
+    new_sha = hashlib.sha256(b'{"weights": "other"}').hexdigest()
+    assert ("model %s: file config.json has sha256 %s, the lock file %s says %s; nothing of it was staged: the "
+            "source's content changed since the model was first fetched and locked. If the new content is intended, "
+            "remove the entry %s@%s from %s and run again; otherwise restore the source"
+            % (REPO, new_sha, lock, old_sha, REPO, REV_A, lock)) in said, said[-3000:]
+    staged = Path(snap.repo_dir(str(tmp_path / "a"), REPO)) / "snapshots" / REV_A / "config.json"
+    assert staged.read_bytes() == b'{"weights": "first"}'
+
+    # a lock entry edited by hand is refused, naming it
+    doc = json.loads(lock.read_text())
+    doc["models"]["%s@%s" % (REPO, REV_A)]["files"][0]["sha256"] = new_sha
+    lock.write_text(json.dumps(doc))
+    edited = hf_models(inv)
+    assert edited.returncode != 0
+    assert ("models lock %s: entry %s@%s does not match its own manifest_sha256 (edited by hand?); restore it from "
+            "version control, or remove the entry to record the source again" % (lock, REPO, REV_A)) in " ".join(
+                edited.stdout.split()), edited.stdout[-3000:]
