@@ -1,10 +1,12 @@
 # -*- coding: utf-8 -*-
 """nvidia_driver: each preflight failure stops with its message before any package changes; an
-upgrade loads the new module in place when nothing holds the GPUs, and reboots (one host at a time,
-verified after) when services hold them."""
+upgrade loads the new module in place when nothing holds the GPUs. site.yml's driver rollout on a
+serving host: its services stopped cleanly, the module replaced in place (no reboot), verified, the
+same containers healthy again; a change that cannot free the GPUs restores the host and stops."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -129,20 +131,78 @@ def test_driver_from_nothing_then_upgraded_in_place(bare, ansible):
     assert again.rc == 0 and again.recap(bare.name)["changed"] == 0, again
 
 
-def test_upgrade_under_running_services_reboots_and_verifies(converged, ansible):
+def service_containers(node):
+    """name -> (container ID, running) of the collection's service containers."""
+    out = node.sh("docker ps -a --no-trunc --filter label=io.ragops.gpu-stack.service "
+                  "--format '{{.Names}} {{.ID}} {{.State}}'").stdout.split("\n")
+    return dict((line.split()[0], (line.split()[1], line.split()[2] == "running")) for line in out if line.strip())
+
+
+def healthy(node, names, timeout=180):
+    """Wait until Docker reports every container healthy; returns the last statuses."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = dict((n, node.sh("docker inspect --format '{{.State.Health.Status}}' %s" % n).stdout.strip())
+                      for n in names)
+        if all(v == "healthy" for v in status.values()) or time.monotonic() > deadline:
+            return status
+        time.sleep(3)
+
+
+SERVICES = ["rag-whisper", "rag-embedding-server", "rag-llm-server", "rag-dots-ocr"]  # the map's order
+
+
+def test_a_driver_change_under_running_services_drains_them_and_brings_them_back(converged, ansible):
     node = converged
     node.dirty = True
+    boot_id = node.sh("cat /run/gpu-sim/boot_id").stdout
+    before = service_containers(node)
+    assert sorted(before) == sorted(SERVICES) and all(up for _id, up in before.values())
     try:
         run = ansible(ROOT / "site.yml", node.inventory, extra_vars={"nvidia_driver_version": "550.144.03"})
         assert run.rc == 0, run
-        reboot = run.out.split("Reboot into the new module, one host at a time")[1].split("TASK")[0]
-        assert "changed: [%s]" % node.name in reboot
+        stopped = run.out.split("Stop the services cleanly")[1].split("TASK")[0]
+        assert stopped.count("changed: [%s]" % node.name) == 4, stopped
+        assert "Start the services again" in run.out and "Reboot into the new module" not in run.out
+        assert node.sh("cat /run/gpu-sim/boot_id").stdout == boot_id  # loaded in place, no reboot
         assert "driver 550.144.03 = packages = kernel module = NVML = fabric manager" in run.out
         assert node.sh("nvidia-smi --query-gpu=driver_version --format=csv,noheader -i 0").stdout.strip() == \
             "550.144.03"
+        assert service_containers(node) == before  # the same containers, started again
         assert "UNHEALTHY" not in run.out.split("Services on")[-1].split("GPUs on")[0]
     finally:
         back = ansible(ROOT / "site.yml", node.inventory)
     assert back.rc == 0, back
     node.dirty = False
     assert "driver 550.127.05 = packages = kernel module = NVML = fabric manager" in back.out
+
+
+def test_a_driver_change_that_cannot_free_the_gpus_restores_the_host_and_stops(converged, ansible):
+    """A GPU process the collection does not manage keeps the module in use: with rebooting off (the
+    default) the rollout stops before any package changes, the driver's daemons and the services run
+    again, and no later play runs."""
+    node = converged
+    node.dirty = True
+    before = service_containers(node)
+    version = "dpkg-query -W -f='${Version}' nvidia-driver-550"
+    installed = node.sh(version).stdout
+    node.sh("docker rm -f t-foreign >/dev/null 2>&1 || true; docker run -d --name t-foreign --gpus '\"device=6\"' "
+            "--entrypoint sleep rag-embedding-server:1.0.0 infinity")
+    try:
+        run = ansible(ROOT / "site.yml", node.inventory, extra_vars={"nvidia_driver_version": "550.144.03"})
+    finally:
+        node.sh("docker rm -f t-foreign")
+    said = " ".join(run.out.split())
+    assert run.rc != 0
+    assert ("driver rollout stopped on %s at 'Stop when the module stays in use and rebooting is not allowed': "
+            "nvidia_driver: the nvidia module on %s is still in use with the collection's services stopped ("
+            % (node.name, node.name)) in said, said[-3000:]
+    assert ("a process the collection does not manage holds a GPU (nvidia-smi lists it). Stop that process and run "
+            "site.yml again, or set nvidia_driver_reboot_allowed: true to reboot into the new driver. The driver's "
+            "daemons and the services that were running (%s) were started again; the hosts after it were not "
+            "touched. Fix the cause and run site.yml again." % ", ".join(SERVICES)) in said, said[-3000:]
+    assert "PLAY [Provision and deploy]" not in run.out
+    assert node.sh(version).stdout == installed  # no package changed
+    assert node.sh("systemctl is-active nvidia-persistenced").stdout.strip() == "active"
+    assert service_containers(node) == before
+    assert healthy(node, SERVICES) == dict((n, "healthy") for n in SERVICES)
