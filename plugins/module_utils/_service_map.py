@@ -290,7 +290,7 @@ FIELDS = (
     Field("pids_limit", "int", "The most processes and threads the container may run (%d to %d)."
           % PIDS_LIMIT_RANGE, default=8192),
     Field("memory", "str", "Host memory limit of the container (`docker run --memory`), e.g. `64g`. Unset: no "
-          "limit (the drift check and the CIS check report it).", example="64g"),
+          "limit (docs/hardening.md).", example="64g"),
     Field("purpose", "str", "One line for the allocation table.", default=""),
     Field("acknowledge", "list", "Settings that open the host which this service may use, each named: "
           + ", ".join("`%s` (%s)" % kv for kv in RISKS.items()) + ". Without it such a setting is refused.",

@@ -60,6 +60,8 @@ SERVICE_IMAGES = {
 
 # Bump when the way images are made changes (their cache keys include it).
 IMAGE_RECIPE = 3
+# The stand-in services run as this user (uid:gid), not root, as a hardened image would.
+SERVICE_USER = "10001:10001"
 NODE_PACKAGES = ("systemd", "systemd-sysv", "dbus", "python3", "python3-apt", "python3-venv", "ca-certificates",
                  "gnupg", "iproute2", "procps", "kmod", "curl", "sudo", "initramfs-tools", "apt-utils",
                  "iptables", "less", "udev")
@@ -535,7 +537,7 @@ def base_image() -> str:
 def service_images() -> dict:
     base = base_image()
     server = SIM_DIR / "images" / "rag_standin.py"
-    key = content_key("services", IMAGE_RECIPE, base, SERVICE_IMAGES, SERVICE_IMAGE_TAG, files=[server])
+    key = content_key("services", IMAGE_RECIPE, base, SERVICE_IMAGES, SERVICE_IMAGE_TAG, SERVICE_USER, files=[server])
     out_dir = BUILD / "images"
     manifest_path = out_dir / "manifest.json"
     if manifest_path.is_file():
@@ -549,12 +551,15 @@ def service_images() -> dict:
     with tempfile.TemporaryDirectory(dir=BUILD) as tmp:
         ctx = Path(tmp)
         shutil.copyfile(server, ctx / "rag_standin.py")
+        (ctx / "run-gpu-sim" / "processes.d").mkdir(parents=True)  # where the service says what it uses
         for repo, kind in SERVICE_IMAGES.items():
             ref = f"{repo}:{SERVICE_IMAGE_TAG}"
             (ctx / "Dockerfile").write_text(f"""\
 FROM {base}
 COPY rag_standin.py /usr/local/bin/rag_standin.py
+COPY --chown={SERVICE_USER} run-gpu-sim /run/gpu-sim
 ENV RAG_SERVICE_KIND={kind} PORT=8000 PYTHONUNBUFFERED=1
+USER {SERVICE_USER}
 LABEL org.opencontainers.image.title="{repo}" org.opencontainers.image.version="{SERVICE_IMAGE_TAG}" \\
       io.ragops.standin="true"
 EXPOSE 8000
