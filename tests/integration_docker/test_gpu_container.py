@@ -126,17 +126,23 @@ def test_recreated_when_the_gpus_change_and_only_then(node, ansible, tmp_path):
     node.sh("docker rm -f t-recreate")
 
 
+def started_as_before(node, name, flags=""):
+    """`docker run` of IMAGE with gpu_container's default options and its managed-by and image-id
+    labels, as a release before the hardening options made its containers; returns the container ID."""
+    image_id = node.sh("docker image inspect -f '{{.Id}}' %s" % IMAGE).stdout.strip()
+    node.sh("docker rm -f %s >/dev/null 2>&1 || true" % name)
+    node.sh("docker run -d --name %s %s -e HF_HUB_OFFLINE=1 --restart unless-stopped --security-opt no-new-privileges "
+            "--log-opt max-size=50m --log-opt max-file=5 --health-interval 30s --health-timeout 10s "
+            "--health-retries 3 --health-start-period 60s "
+            "--label io.ragops.gpu-stack.managed-by=ragops.gpu_stack.gpu_container "
+            "--label io.ragops.gpu-stack.image-id=%s %s" % (name, flags, image_id, IMAGE))
+    return node.inspect(name)["Id"]
+
+
 def test_equivalent_hand_started_container_is_adopted(node, ansible, tmp_path):
     """Started by hand with --gpus device=1 (an index): equal to the same GPU's UUID, so adopted."""
     g1 = uuid_of(node, 1)
-    image_id = node.sh("docker image inspect -f '{{.Id}}' %s" % IMAGE).stdout.strip()
-    node.sh("docker rm -f t-adopt >/dev/null 2>&1 || true")
-    node.sh("docker run -d --name t-adopt --gpus '\"device=1\"' -e HF_HUB_OFFLINE=1 -p 127.0.0.1:18202:8000 "
-            "--restart unless-stopped --security-opt no-new-privileges --log-opt max-size=50m --log-opt max-file=5 "
-            "--health-interval 30s --health-timeout 10s --health-retries 3 --health-start-period 60s "
-            "--label io.ragops.gpu-stack.managed-by=ragops.gpu_stack.gpu_container "
-            "--label io.ragops.gpu-stack.image-id=%s %s" % (image_id, IMAGE))
-    started = node.inspect("t-adopt")["Id"]
+    started = started_as_before(node, "t-adopt", "--gpus '\"device=1\"' -p 127.0.0.1:18202:8000")
     r = play(node, ansible, tmp_path, [{"args": {"name": "t-adopt", "image": IMAGE, "env": {"HF_HUB_OFFLINE": "1"},
                                                  "ports": ["18202:8000"], "gpus": [{"index": 1, "uuid": g1}]}}])
     assert r[0]["changed"] is False and r[0]["actions"] == [], r[0]
@@ -147,14 +153,7 @@ def test_equivalent_hand_started_container_is_adopted(node, ansible, tmp_path):
 def test_a_container_made_before_hardening_runs_on_until_harden_recreates_it(node, ansible, tmp_path):
     """A container an earlier release made (managed-by label, no hardening label): its hardening
     options are named, not compared, so an upgrade restarts nothing; harden=true recreates it hardened."""
-    image_id = node.sh("docker image inspect -f '{{.Id}}' %s" % IMAGE).stdout.strip()
-    node.sh("docker rm -f t-old >/dev/null 2>&1 || true")
-    node.sh("docker run -d --name t-old -e HF_HUB_OFFLINE=1 --restart unless-stopped --security-opt no-new-privileges "
-            "--log-opt max-size=50m --log-opt max-file=5 --health-interval 30s --health-timeout 10s "
-            "--health-retries 3 --health-start-period 60s "
-            "--label io.ragops.gpu-stack.managed-by=ragops.gpu_stack.gpu_container "
-            "--label io.ragops.gpu-stack.image-id=%s %s" % (image_id, IMAGE))
-    old = node.inspect("t-old")["Id"]
+    old = started_as_before(node, "t-old")
     want = {"name": "t-old", "image": IMAGE, "env": {"HF_HUB_OFFLINE": "1"}, "read_only": True,
             "tmpfs": {"/tmp": "size=64m", "/run": "size=16m"}, "pids_limit": 512, "memory": "512m"}
     r = play(node, ansible, tmp_path, [{"args": want}, {"args": dict(want, harden=True), "check": True}])
