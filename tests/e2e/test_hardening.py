@@ -2,7 +2,8 @@
 """Hardening on the shared converged node: daemon.json is never overwritten blindly (a file that
 cannot be read stops the role before any change) and a daemon.json dockerd will not start with is
 rolled back, dockerd started with the previous file, the services running on through it; the
-service containers pass the container checks of the CIS Docker Benchmark (section 5) that apply."""
+service containers pass the container checks of the CIS Docker Benchmark (section 5) that apply;
+registry credentials leave the host after a pull, even a failed one."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,3 +126,58 @@ def test_the_service_containers_pass_the_cis_docker_benchmark_container_checks(c
         assert write.returncode != 0 and "Read-only file system" in write.stderr, (name, write.stderr)
         health = node.sh("docker inspect --format '{{.State.Health.Status}}' %s" % name).stdout.strip()
         assert health == "healthy", (name, health)
+
+
+FAKE_REGISTRY = r'''
+import base64, json
+from http.server import BaseHTTPRequestHandler, HTTPServer
+WANT = "Basic " + base64.b64encode(b"ragops:s3cret-test").decode()
+class Registry(BaseHTTPRequestHandler):
+    def do_GET(self):
+        auth = self.headers.get("Authorization")
+        with open("/tmp/fake-registry.log", "a") as fh:
+            fh.write("%s %s\n" % (self.path, "authenticated" if auth == WANT else "anonymous"))
+        if self.path in ("/v2", "/v2/") and auth != WANT:
+            code, body = 401, b"{}"
+        elif self.path in ("/v2", "/v2/"):
+            code, body = 200, b"{}"
+        else:
+            code, body = 404, json.dumps({"errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]}).encode()
+        self.send_response(code)
+        self.send_header("Docker-Distribution-API-Version", "registry/2.0")
+        if code == 401:
+            self.send_header("WWW-Authenticate", 'Basic realm="fake"')
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    do_HEAD = do_GET
+HTTPServer(("127.0.0.1", 5055), Registry).serve_forever()
+'''
+
+
+def test_registry_credentials_do_not_stay_on_the_host_when_the_pull_fails(converged, ansible, tmp_path):
+    """gpu_services' pull logs in, pulls and logs out whatever happened: a registry that accepts the
+    login but has no such image leaves no credentials in the host's Docker config."""
+    node = converged
+    node.sh("cat > /tmp/fake_registry.py <<'EOF'\n%s\nEOF\nrm -f /tmp/fake-registry.log; setsid -f python3 "
+            "/tmp/fake_registry.py >/dev/null 2>&1; sleep 1" % FAKE_REGISTRY)
+    play = tmp_path / "pull.yml"
+    play.write_text(yaml.safe_dump([{"hosts": node.name, "gather_facts": False, "tasks": [{
+        "name": "Pull through the role", "ansible.builtin.include_role": {
+            "name": "ragops.gpu_stack.gpu_services", "tasks_from": "pull"},
+        "vars": {"gpu_services_pull_images": ["127.0.0.1:5055/rag/missing:1.0"],
+                 "gpu_services_registry_auth": {"registry_url": "127.0.0.1:5055", "username": "ragops",
+                                                "password": "s3cret-test"}}}]}]))
+    try:
+        run = ansible(play, node.inventory)
+        log = node.sh("cat /tmp/fake-registry.log").stdout
+        config = node.sh("cat /root/.docker/config.json 2>/dev/null || echo '{}'").stdout
+    finally:
+        node.sh("pkill -f /tmp/fake_registry.py || true; rm -f /tmp/fake_registry.py /tmp/fake-registry.log")
+    assert run.rc != 0 and "manifest unknown" in run.out, run.out[-3000:]
+    assert "/v2/ authenticated" in log, log  # logged in for the pull
+    logout = run.out.split("Log out of the registry (no credentials left on the host)")[1].split("TASK")[0]
+    assert "changed: [%s]" % node.name in logout, logout
+    assert "127.0.0.1:5055" not in json.dumps(json.loads(config).get("auths", {})), config
+    assert "s3cret-test" not in run.out
