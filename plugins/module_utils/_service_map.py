@@ -167,11 +167,24 @@ MAP_ARGS = dict((s.name, dict(type="raw", required=True) if s.required else dict
 
 
 def with_defaults(params):
-    """`params` with every top-level setting that is None (unset, or empty in YAML) at its default."""
+    """`params` with every top-level setting that is None (unset, or empty in YAML) at its default.
+
+    A number setting given as a string that holds a finite number is read as that number: ansible-core
+    before 2.19 hands a templated scalar to a module as a string (the role default
+    `{{ gpu_stack_gpu_memory_limit_pct | default(90) }}` arrives as '90'), so a module cannot tell a
+    quoted number from an unquoted one there. (The map's entries keep their types: a list is passed
+    whole.)"""
     out = dict(params)
     for setting in SETTINGS:
         if out.get(setting.name) is None:
             out[setting.name] = copy.deepcopy(setting.default)
+        elif setting.kind == "number" and isinstance(out[setting.name], str):
+            try:
+                number = float(out[setting.name])
+            except ValueError:
+                continue
+            if math.isfinite(number):
+                out[setting.name] = int(number) if number.is_integer() else number
     return out
 
 

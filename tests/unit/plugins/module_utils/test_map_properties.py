@@ -43,8 +43,10 @@ BAD_SETTINGS = [
                                           "write e.g. gpu_stack_gpu_memory_limit_pct: 90"),
     (dict(memory_limit_pct=float("inf")), "gpu_stack_gpu_memory_limit_pct: inf is not a percentage in (0, 100]"),
     (dict(memory_limit_pct=150), "gpu_stack_gpu_memory_limit_pct: 150 is not a percentage in (0, 100]"),
-    (dict(memory_limit_pct="90"), "gpu_stack_gpu_memory_limit_pct: '90' is not a percentage in (0, 100] (a quoted "
-                                  "number: write gpu_stack_gpu_memory_limit_pct: 90 without quotes"),
+    (dict(memory_limit_pct="ninety"), "gpu_stack_gpu_memory_limit_pct: 'ninety' is not a percentage in (0, 100]; "
+                                      "write e.g. gpu_stack_gpu_memory_limit_pct: 90"),
+    (dict(memory_limit_pct="nan"), "gpu_stack_gpu_memory_limit_pct: 'nan' is not a percentage in (0, 100]"),
+    (dict(memory_limit_pct="150"), "gpu_stack_gpu_memory_limit_pct: 150 is not a percentage in (0, 100]"),
     (dict(expected_gpus={"cout": 8}), "gpu_stack_expected_gpus: 'cout': unknown key; did you mean 'count'?"),
     (dict(expected_gpus={"count": 0}), "gpu_stack_expected_gpus: count 0 is not a whole number >= 1"),
     (dict(expected_gpus={"nvswitch": "yes"}), "gpu_stack_expected_gpus: nvswitch 'yes' is not true or false"),
@@ -78,6 +80,12 @@ def test_the_guides_settings_pass_and_every_setting_has_one_default_that_the_rol
         found = re.search(r"\{\{ %s \| default\((.*?)\) \}\}" % setting.var, defaults)
         assert found, "roles/gpu_services/defaults/main.yml does not read %s" % setting.var
         assert yaml.safe_load(found.group(1)) == setting.default, (setting.var, found.group(1), setting.default)
+
+
+def test_a_number_setting_templated_to_a_string_reads_as_the_number():
+    """ansible-core before 2.19 passes `{{ gpu_stack_gpu_memory_limit_pct | default(90) }}` as '90'."""
+    assert build_plan(**args(memory_limit_pct="90"))["plan"]["memory_limit_pct"] == 90
+    assert build_plan(**args(memory_limit_pct="87.5"))["plan"]["memory_limit_pct"] == 87.5
 
 
 def test_a_service_estimate_that_is_not_finite_is_refused():
