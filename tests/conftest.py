@@ -192,6 +192,17 @@ class Node(object):
 
         nodes.reset(self.name)
 
+    def docker_health(self, names, timeout=180):
+        """Wait until Docker reports each container healthy (its first probe comes an interval after
+        the start, later than the service answers); returns name -> the last status read."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = dict((n, self.sh("docker inspect --format '{{.State.Health.Status}}' %s" % n).stdout.strip())
+                          for n in names)
+            if all(v == "healthy" for v in status.values()) or time.monotonic() > deadline:
+                return status
+            time.sleep(3)
+
     def packages(self):
         return self.sh("dpkg-query -W -f='${Package} ${Version} ${db:Status-Abbrev}\\n' | sort").stdout
 

@@ -45,14 +45,14 @@ options:
 EXAMPLES = r"""
 - name: Read the models lock
   ragops.gpu_stack.model_lock:
-    path: "{{ inventory_dir }}/models.lock.json"
+    path: "{{ inventory_dir }}/.models.lock.json"
   delegate_to: localhost
   run_once: true
   register: models_lock
 
 - name: Record the models fetched for the first time
   ragops.gpu_stack.model_lock:
-    path: "{{ inventory_dir }}/models.lock.json"
+    path: "{{ inventory_dir }}/.models.lock.json"
     models: "{{ staged.results | rejectattr('item.files') | list }}"
   delegate_to: localhost
   run_once: true

@@ -6,7 +6,6 @@ same containers healthy again; a change that cannot free the GPUs restores the h
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -138,17 +137,6 @@ def service_containers(node):
     return dict((line.split()[0], (line.split()[1], line.split()[2] == "running")) for line in out if line.strip())
 
 
-def healthy(node, names, timeout=180):
-    """Wait until Docker reports every container healthy; returns the last statuses."""
-    deadline = time.monotonic() + timeout
-    while True:
-        status = dict((n, node.sh("docker inspect --format '{{.State.Health.Status}}' %s" % n).stdout.strip())
-                      for n in names)
-        if all(v == "healthy" for v in status.values()) or time.monotonic() > deadline:
-            return status
-        time.sleep(3)
-
-
 SERVICES = ["rag-whisper", "rag-embedding-server", "rag-llm-server", "rag-dots-ocr"]  # the map's order
 
 
@@ -205,4 +193,4 @@ def test_a_driver_change_that_cannot_free_the_gpus_restores_the_host_and_stops(c
     assert node.sh(version).stdout == installed  # no package changed
     assert node.sh("systemctl is-active nvidia-persistenced").stdout.strip() == "active"
     assert service_containers(node) == before
-    assert healthy(node, SERVICES) == dict((n, "healthy") for n in SERVICES)
+    assert node.docker_health(SERVICES) == dict((n, "healthy") for n in SERVICES)

@@ -124,8 +124,7 @@ def test_the_service_containers_pass_the_cis_docker_benchmark_container_checks(c
         assert node.sh("docker exec %s id -u" % name).stdout.strip() != "0", name  # the image's non-root user
         write = node.sh("docker exec -u 0 %s touch /ragops-write-test" % name, check=False)
         assert write.returncode != 0 and "Read-only file system" in write.stderr, (name, write.stderr)
-        health = node.sh("docker inspect --format '{{.State.Health.Status}}' %s" % name).stdout.strip()
-        assert health == "healthy", (name, health)
+    assert node.docker_health(names) == dict((n, "healthy") for n in names)
 
 
 FAKE_REGISTRY = r'''

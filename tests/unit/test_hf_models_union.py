@@ -85,7 +85,7 @@ def test_the_first_fetch_locks_the_manifest_and_a_changed_source_is_refused(tmp_
                  "gpu_stack_services": [service], "hf_models_overrides": {},
                  "hf_models_controller_root": str(tmp_path / "controller"), "hf_models_min_free_bytes": 0},
         "children": {"gpu_nodes": {"hosts": {"gpu-a": {"hf_models_root": str(tmp_path / "a")}}}}}}))
-    lock = inv / "models.lock.json"
+    lock = inv / ".models.lock.json"
     first = hf_models(inv)
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
     entry = json.loads(lock.read_text())["models"]["%s@%s" % (REPO, REV_A)]
@@ -95,6 +95,8 @@ def test_the_first_fetch_locks_the_manifest_and_a_changed_source_is_refused(tmp_
     assert entry["manifest_sha256"] == hashlib.sha256(canon).hexdigest()
     again = hf_models(inv)
     assert again.returncode == 0 and json.loads(lock.read_text())["models"] == {"%s@%s" % (REPO, REV_A): entry}
+    # a dot file: Ansible does not read it as part of the inventory directory (no "Skipping unexpected key")
+    assert "unexpected key" not in again.stdout + again.stderr, again.stderr[-2000:]
 
     # the source changes under the same revision (its own manifest rewritten to match) and another
     # controller, without the cache, fetches it: refused against the lock, the host keeps its copy

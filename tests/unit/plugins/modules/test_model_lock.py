@@ -15,7 +15,7 @@ def model(revision="1" * 40, files=None):
 
 
 def test_entries_are_added_once_and_read_back(tmp_path, module):
-    lock = tmp_path / "models.lock.json"
+    lock = tmp_path / ".models.lock.json"
     check = module("model_lock", {"path": str(lock), "models": [model()]}, check_mode=True)
     assert check["changed"] is True and not lock.exists()
     first = module("model_lock", {"path": str(lock), "models": [model()]})
@@ -33,7 +33,7 @@ def test_entries_are_added_once_and_read_back(tmp_path, module):
 
 
 def test_a_lock_that_cannot_be_used_is_refused_naming_it(tmp_path, module):
-    lock = tmp_path / "models.lock.json"
+    lock = tmp_path / ".models.lock.json"
     lock.write_text("{not json")
     res = module("model_lock", {"path": str(lock)})
     assert res["failed"] and res["msg"].startswith("models lock %s cannot be read (" % lock)
