@@ -173,7 +173,8 @@ def test_registry_credentials_do_not_stay_on_the_host_when_the_pull_fails(conver
         log = node.sh("cat /tmp/fake-registry.log").stdout
         config = node.sh("cat /root/.docker/config.json 2>/dev/null || echo '{}'").stdout
     finally:
-        node.sh("pkill -f /tmp/fake_registry.py || true; rm -f /tmp/fake_registry.py /tmp/fake-registry.log")
+        # the pattern anchored at python3, so that it does not match (and kill) this shell itself
+        node.sh("pkill -f '^python3 /tmp/fake_registry.py' || true; rm -f /tmp/fake_registry.py /tmp/fake-registry.log")
     assert run.rc != 0 and "manifest unknown" in run.out, run.out[-3000:]
     assert "/v2/ authenticated" in log, log  # logged in for the pull
     logout = run.out.split("Log out of the registry (no credentials left on the host)")[1].split("TASK")[0]
