@@ -299,8 +299,8 @@ FIELDS = (
     Field("read_only", "bool", "A read-only root filesystem (the default); the service writes only to its `tmpfs` "
           "mounts. `false` for an image that writes elsewhere.", default=True),
     Field("tmpfs", "dict", "Memory-backed scratch mounts, absolute path to mount options (Docker mounts them "
-          "`noexec,nosuid,nodev`; `mode=1777` lets a non-root user write at the top); a real vLLM image also wants "
-          "e.g. `/root/.cache: size=8g`.", default={"/tmp": "size=1g", "/run": "size=64m,mode=1777"}),
+          "`noexec,nosuid,nodev`); a real vLLM image also wants e.g. "
+          "`/root/.cache: size=8g`.", default={"/tmp": "size=1g", "/run": "size=64m"}),
     Field("pids_limit", "int", "The most processes and threads the container may run (%d to %d)."
           % PIDS_LIMIT_RANGE, default=8192),
     Field("memory", "str", "Host memory limit of the container (`docker run --memory`), e.g. `64g`. Unset: no "

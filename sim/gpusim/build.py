@@ -551,13 +551,11 @@ def service_images() -> dict:
     with tempfile.TemporaryDirectory(dir=BUILD) as tmp:
         ctx = Path(tmp)
         shutil.copyfile(server, ctx / "rag_standin.py")
-        (ctx / "run-gpu-sim" / "processes.d").mkdir(parents=True)  # where the service says what it uses
         for repo, kind in SERVICE_IMAGES.items():
             ref = f"{repo}:{SERVICE_IMAGE_TAG}"
             (ctx / "Dockerfile").write_text(f"""\
 FROM {base}
 COPY rag_standin.py /usr/local/bin/rag_standin.py
-COPY --chown={SERVICE_USER} run-gpu-sim /run/gpu-sim
 ENV RAG_SERVICE_KIND={kind} PORT=8000 PYTHONUNBUFFERED=1
 USER {SERVICE_USER}
 LABEL org.opencontainers.image.title="{repo}" org.opencontainers.image.version="{SERVICE_IMAGE_TAG}" \\

@@ -16,7 +16,7 @@ up the way the real service needs it:
 The body says why when unhealthy. `rag_standin.py --probe` is the image's HEALTHCHECK command.
 
 On its GPUs it uses what the real service would, visible through NVML inside and outside the
-container (the simulated driver reads /run/gpu-sim/processes.d/service.json): once its model is
+container (the simulated driver reads /tmp/gpu-sim/processes.d/service.json): once its model is
 staged, a service with GPU_MEMORY_UTILIZATION (vLLM) takes that fraction of each GPU's memory, any
 other its map's VRAM estimate split over its GPUs (the container's
 `io.ragops.gpu-stack.vram-estimate-gb` label), else a 512 MiB CUDA context. Utilisation follows the
@@ -45,7 +45,7 @@ KIND = os.environ.get("RAG_SERVICE_KIND", "service")
 INSTANCE = os.environ.get("RAG_INSTANCE") or socket.gethostname()
 MACHINE_VIEW = "/etc/gpu-sim/machine.json"
 CONTAINER_VIEW = "/etc/gpu-sim/container.json"  # the container's labels, from the toolkit hook
-USAGE_FILE = "/run/gpu-sim/processes.d/service.json"
+USAGE_FILE = "/tmp/gpu-sim/processes.d/service.json"  # the container hook's CONTAINER_PROCESSES
 ESTIMATE_LABEL = "io.ragops.gpu-stack.vram-estimate-gb"  # the collection's label (its _container_options)
 CONTEXT_MIB = 512  # a CUDA context, before the model is loaded
 REQUEST_GPU_MS = 20  # GPU time one request costs: 50 requests/s keep a GPU busy

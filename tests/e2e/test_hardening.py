@@ -124,7 +124,9 @@ def test_the_service_containers_pass_the_cis_docker_benchmark_container_checks(c
         assert node.sh("docker exec %s id -u" % name).stdout.strip() != "0", name  # the image's non-root user
         write = node.sh("docker exec -u 0 %s touch /ragops-write-test" % name, check=False)
         assert write.returncode != 0 and "Read-only file system" in write.stderr, (name, write.stderr)
-    assert node.docker_health(names) == dict((n, "healthy") for n in names)
+    health = node.docker_health(names)
+    assert health == dict((n, "healthy") for n in names), (health, node.sh(
+        "docker inspect --format '{{.Name}} {{json .State.Health.Log}}' %s" % " ".join(names)).stdout[-3000:])
 
 
 FAKE_REGISTRY = r'''
