@@ -116,7 +116,7 @@ def test_the_service_containers_pass_the_cis_docker_benchmark_container_checks(c
         failures.extend("CIS %s %s: %s" % (number, name, why) for name, why in bad.items())
     print("\n".join(rows))
     assert not failures, failures
-    # and it holds inside: a non-root user without capabilities, the root not writable even for root,
+    # and it holds inside: a non-root user without capabilities, the root not writable even for root;
     # the services healthy
     for name in names:
         caps = node.sh("docker exec %s grep CapEff /proc/1/status" % name).stdout.split()
@@ -124,9 +124,12 @@ def test_the_service_containers_pass_the_cis_docker_benchmark_container_checks(c
         assert node.sh("docker exec %s id -u" % name).stdout.strip() != "0", name  # the image's non-root user
         write = node.sh("docker exec -u 0 %s touch /ragops-write-test" % name, check=False)
         assert write.returncode != 0 and "Read-only file system" in write.stderr, (name, write.stderr)
-    health = node.docker_health(names)
-    assert health == dict((n, "healthy") for n in names), (health, node.sh(
-        "docker inspect --format '{{.Name}} {{json .State.Health.Log}}' %s" % " ".join(names)).stdout[-3000:])
+    # healthy as the health role asks (Docker's own status is no help here: after the rollback test
+    # restarted dockerd with live-restore, Docker 20.10 runs no more healthchecks for the restored
+    # containers, whose status stays "starting")
+    codes = node.sh("for p in 8001 8002 8003 8004; do curl -s -o /dev/null -w '%{http_code} ' "
+                    "http://127.0.0.1:$p/health; done").stdout.split()
+    assert codes == ["200"] * 4, codes
 
 
 FAKE_REGISTRY = r'''
