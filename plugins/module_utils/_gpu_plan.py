@@ -16,10 +16,11 @@ import json
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._common import LABEL_PREFIX, parse_size
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._container_options import ESTIMATE_LABEL
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._failover import (
-    CPU_WARNING, apply_record, describe, normalise_record)
+    CPU_WARNING, FailoverError, apply_record, describe, normalise_record)
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_info import blocking_issues
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_load import check as check_thresholds
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._service_map import (
-    ServiceMapError, check_settings, instance_views, preallocation, validate_services, who, with_defaults)
+    MAP_ARGS, ServiceMapError, check_settings, instance_views, preallocation, validate_services, who, with_defaults)
 
 PLAN_VERSION = 1
 CONTAINER_MODELS_PATH = "/models"
@@ -603,3 +604,31 @@ def render_allocation_table(services, overrides=None, common_env=None, reserved_
     normalised = validate_services(services, overrides, common_env)
     fake = dict((i, {"memory": {"total_mib": int(gpu_memory_gb * 1024)}}) for i in (reserved_gpus or []))
     return allocation_table(normalised, set(reserved_gpus or []), fake)
+
+
+# The gpu_plan task: its argument spec and its result, shared by the module and the action plugin (which
+# runs it in the controller's process: a plan is pure computation over the map and the GPU facts).
+PLAN_ARGS = dict(MAP_ARGS, gpu_info=dict(type="dict"), failover=dict(type="dict", default={}),
+                 strict=dict(type="bool", default=True), thresholds=dict(type="dict", default={}),
+                 gpu_thresholds=dict(type="dict", default={}), image_sources=dict(type="dict"),
+                 allow_unpinned_images=dict(type="bool", default=False))
+
+
+def plan_task(p):
+    """The task's result from its validated parameters (``failed`` set when the map cannot be deployed)."""
+    bad = check_thresholds(p["thresholds"], p["gpu_thresholds"])
+    if bad:
+        return {"failed": True, "msg": "the GPU thresholds cannot be used: " + " | ".join(bad), "errors": bad,
+                "service_label": SERVICE_LABEL}
+    try:
+        result = build_plan(p["services"], gpu_info=p["gpu_info"], overrides=p["overrides"],
+                            common_env=p["common_env"], bind_address=p["bind_address"],
+                            reserved_gpus=p["reserved_gpus"], memory_limit_pct=p["memory_limit_pct"],
+                            expected_gpus=p["expected_gpus"], models_root=p["models_root"],
+                            load_balancer=p["load_balancer"], failover=p["failover"], strict=p["strict"],
+                            image_sources=p["image_sources"], allow_unpinned_images=p["allow_unpinned_images"])
+    except (PlanError, FailoverError) as exc:
+        return {"failed": True, "msg": "the GPU map cannot be deployed: " + " | ".join(exc.errors), "errors": exc.errors,
+                "service_label": SERVICE_LABEL}
+    return {"changed": False, "plan": result["plan"], "table": result["table"], "warnings_list": result["warnings"],
+            "errors": result["errors"], "service_label": SERVICE_LABEL, "map": result["map"]}

@@ -204,39 +204,19 @@ errors:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ragops.gpu_stack.plugins.module_utils._failover import FailoverError
-from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_load import check as check_thresholds
-from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_plan import SERVICE_LABEL, PlanError, build_plan
-from ansible_collections.ragops.gpu_stack.plugins.module_utils._service_map import MAP_ARGS
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_plan import PLAN_ARGS, plan_task
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(MAP_ARGS, gpu_info=dict(type="dict"), failover=dict(type="dict", default={}),
-                           strict=dict(type="bool", default=True), thresholds=dict(type="dict", default={}),
-                           gpu_thresholds=dict(type="dict", default={}), image_sources=dict(type="dict"),
-                           allow_unpinned_images=dict(type="bool", default=False)),
-        supports_check_mode=True,
-    )
-    p = module.params
-    bad = check_thresholds(p["thresholds"], p["gpu_thresholds"])
-    if bad:
-        module.fail_json(msg="the GPU thresholds cannot be used: " + " | ".join(bad), errors=bad,
-                         service_label=SERVICE_LABEL)
-    try:
-        result = build_plan(p["services"], gpu_info=p["gpu_info"], overrides=p["overrides"],
-                            common_env=p["common_env"], bind_address=p["bind_address"],
-                            reserved_gpus=p["reserved_gpus"], memory_limit_pct=p["memory_limit_pct"],
-                            expected_gpus=p["expected_gpus"], models_root=p["models_root"],
-                            load_balancer=p["load_balancer"], failover=p["failover"], strict=p["strict"],
-                            image_sources=p["image_sources"], allow_unpinned_images=p["allow_unpinned_images"])
-    except (PlanError, FailoverError) as exc:
-        module.fail_json(msg="the GPU map cannot be deployed: " + " | ".join(exc.errors), errors=exc.errors,
-                         service_label=SERVICE_LABEL)
-    for warning in result["warnings"]:
+    # plugins/action/gpu_plan.py runs the same plan_task in the controller's process (no module run); this
+    # module is what runs when the action plugin is bypassed, and what ansible-doc documents
+    module = AnsibleModule(argument_spec=PLAN_ARGS, supports_check_mode=True)
+    result = plan_task(module.params)
+    for warning in result.get("warnings_list", []):
         module.warn(warning)
-    module.exit_json(changed=False, plan=result["plan"], table=result["table"], warnings_list=result["warnings"],
-                     errors=result["errors"], service_label=SERVICE_LABEL, map=result["map"])
+    if result.pop("failed", False):
+        module.fail_json(**result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

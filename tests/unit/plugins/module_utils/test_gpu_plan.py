@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -297,3 +300,47 @@ def test_hashes_are_those_of_the_previous_release(a100, previous_collections, tm
     assert old.returncode == 0, old.stderr
     plan = build_plan(**args)["plan"]
     assert json.loads(old.stdout) == [plan["hash"]] + [s["config_hash"] for s in plan["services"]]
+
+
+def _plan_in_playbook(tmp_path, args):
+    """gpu_plan as a play runs it (plugins/action/gpu_plan.py, in the controller's process): its result,
+    and the play's variable it was given afterwards."""
+    (tmp_path / "args.json").write_text(json.dumps({"plan_args": args}))
+    (tmp_path / "play.yml").write_text(yaml.safe_dump([{
+        "hosts": "localhost", "gather_facts": False,
+        "tasks": [{"ragops.gpu_stack.gpu_plan": "{{ plan_args }}", "register": "r", "ignore_errors": True},
+                  {"ansible.builtin.copy": {"content": "{{ {'r': r, 'after': plan_args} | to_json }}",
+                                            "dest": str(tmp_path / "out.json"), "mode": "0644"}}]}]))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_LOCALHOST_WARNING="0",
+               ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), str(tmp_path / "play.yml"),
+                           "-e", "@" + str(tmp_path / "args.json"), "-e", "ansible_python_interpreter=" + sys.executable],
+                          capture_output=True, text=True, env=env, check=False, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = json.loads((tmp_path / "out.json").read_text())
+    return out["r"], out["after"], proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_the_action_plugin_returns_what_the_module_returns(a100, module, tmp_path):
+    m, info = a100
+    services = seed()
+    svc(services, "llm")["env"]["CUDA_VISIBLE_DEVICES"] = "2,3"
+    args = plan_args(services, info)
+    want = module("gpu_plan", args)
+    got, after, out = _plan_in_playbook(tmp_path, args)
+    assert got.get("failed") is not True, got
+    for key in ("changed", "plan", "table", "warnings_list", "errors", "service_label", "map"):
+        assert got[key] == want[key], key
+    # the warnings reach the play as a module's do, and the play's own map is not changed by planning
+    assert "CUDA_VISIBLE_DEVICES=2,3 names host GPU indices" in " ".join(out.split())
+    assert after == json.loads(json.dumps(args))
+    # a map that cannot be deployed fails the same way
+    svc(services, "ocr")["gpus"] = [2]
+    bad = plan_args(services, info)
+    want, (got, _after, _out) = module("gpu_plan", bad), _plan_in_playbook(tmp_path, bad)
+    assert want["failed"] is True and got["failed"] is True
+    assert got["msg"] == want["msg"] and got["errors"] == want["errors"]
+    # and arguments the module's spec refuses are refused by name
+    got, _after, _out = _plan_in_playbook(tmp_path, dict(args, strict="maybe"))
+    assert got["failed"] is True and "strict" in got["msg"] and got["msg"].startswith("gpu_plan: ")
