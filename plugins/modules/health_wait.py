@@ -1,0 +1,148 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) ragops.gpu_stack contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: health_wait
+short_description: Wait for several health endpoints at once, each within its own bound
+version_added: 0.3.0
+description:
+  - Asks every URL of O(checks) on the host at the same time, each again every O(delay) seconds until it answers
+    HTTP 200 or its O(checks[].attempts) are used up, and returns one result per check in the order given. One
+    call instead of one task per service, so the services become healthy side by side and the wait is the
+    longest of them, not their sum.
+  - Never fails for an endpoint that does not answer (the caller judges the results and names what is unhealthy);
+    fails only on unusable arguments.
+author:
+  - ragops developers (@ragops)
+extends_documentation_fragment:
+  - ragops.gpu_stack.attributes
+  - ragops.gpu_stack.attributes.info_module
+options:
+  checks:
+    description: The endpoints.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      url:
+        description: An http URL (the services' health paths are plain HTTP on the host).
+        type: str
+        required: true
+      attempts:
+        description: How many times to ask at most (1 asks once, without waiting).
+        type: int
+        default: 1
+  delay:
+    description: Seconds between two attempts at one URL.
+    type: float
+    default: 2
+  timeout:
+    description: Seconds one request may take.
+    type: float
+    default: 10
+"""
+
+EXAMPLES = r"""
+- name: Wait for every service's health endpoint (at most 60 s each)
+  ragops.gpu_stack.health_wait:
+    checks:
+      - {url: "http://127.0.0.1:8001/health", attempts: 30}
+      - {url: "http://127.0.0.1:8003/health", attempts: 30}
+    delay: 2
+  register: health
+"""
+
+RETURN = r"""
+results:
+  description:
+    - Per check, in the order given, C(url), C(status) (the last HTTP status, 0 without an answer), C(msg) (why
+      not 200), C(json) (the body, when it is JSON), C(content) (the body's first 4 KiB), C(attempts) (used) and
+      C(elapsed) (seconds).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{url: "http://127.0.0.1:8001/health", status: 200, msg: OK, json: {status: ok}, attempts: 1, elapsed: 0.01}]
+"""
+
+import json
+import threading
+import time
+import urllib.error
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.urls import open_url
+
+BODY_LIMIT = 4096
+
+
+def ask(url, timeout):
+    """(status, msg, body) of one GET; status 0 when nothing answered."""
+    try:
+        with open_url(url, method="GET", timeout=timeout, use_proxy=False) as resp:
+            return resp.status, "OK (%d)" % resp.status, resp.read(BODY_LIMIT + 1)
+    except urllib.error.HTTPError as exc:
+        return exc.code, "HTTP Error %d: %s" % (exc.code, exc.reason), exc.read(BODY_LIMIT + 1)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return 0, "Request failed: %s" % reason, b""
+
+
+def wait_one(check, delay, timeout, out):
+    start = time.monotonic()
+    used = 0
+    status, msg, body = 0, "not asked", b""
+    while used < check["attempts"]:
+        if used:
+            time.sleep(delay)
+        used += 1
+        status, msg, body = ask(check["url"], timeout)
+        if status == 200:
+            break
+    res = {"url": check["url"], "status": status, "msg": msg, "attempts": used,
+           "elapsed": round(time.monotonic() - start, 3),
+           "content": body[:BODY_LIMIT].decode("utf-8", "replace")}
+    try:
+        res["json"] = json.loads(body.decode("utf-8"))
+    except ValueError:
+        pass
+    out.update(res)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            checks=dict(type="list", elements="dict", required=True, options=dict(
+                url=dict(type="str", required=True),
+                attempts=dict(type="int", default=1),
+            )),
+            delay=dict(type="float", default=2),
+            timeout=dict(type="float", default=10),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    bad = ["checks[%d]: url %r is not an http(s) URL; write e.g. http://127.0.0.1:8001/health" % (i, c["url"])
+           for i, c in enumerate(p["checks"]) if not c["url"].startswith(("http://", "https://"))]
+    bad += ["checks[%d]: attempts %d must be 1 or more" % (i, c["attempts"])
+            for i, c in enumerate(p["checks"]) if c["attempts"] < 1]
+    if p["delay"] < 0 or p["timeout"] <= 0:
+        bad.append("delay must be >= 0 and timeout > 0 (got delay=%s, timeout=%s)" % (p["delay"], p["timeout"]))
+    if bad:
+        module.fail_json(msg="health_wait: " + "; ".join(bad))
+    results = [{} for dummy in p["checks"]]
+    threads = [threading.Thread(target=wait_one, args=(c, p["delay"], p["timeout"], r), daemon=True)
+               for c, r in zip(p["checks"], results)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    module.exit_json(changed=False, results=results)
+
+
+if __name__ == "__main__":
+    main()
