@@ -215,3 +215,36 @@ def test_check_mode_with_a_port_change_says_what_would_change_and_passes(converg
     # issue 20 (4): one line per changed container, and a diff that names it
     assert "rag-whisper: recreate (ports" in run.out and "container rag-whisper, as it is" in run.out, run.out[-4000:]
     assert node.inspect("rag-whisper")["HostConfig"]["PortBindings"]["8000/tcp"][0]["HostPort"] == "8004"
+
+
+def test_host_state_reads_units_packages_and_holds_as_systemd_and_dpkg_see_them(converged):
+    """What the roles' one read per role (host_state) sees on a converged host, against the node's own
+    systemctl and dpkg: the decisions that skip the writes rest on it."""
+    import os
+    import subprocess
+    import sys
+
+    units = ["docker", "nvidia-persistenced", "nvidia-fabricmanager", "ragops-no-such-unit"]
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+               ANSIBLE_STDOUT_CALLBACK="json")
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible"), converged.name, "-i", str(converged.inventory),
+                           "-m", "ragops.gpu_stack.host_state",
+                           "-a", json.dumps({"services": units, "packages": ["docker.io", "nvidia-driver-550"],
+                                             "files": ["/etc/docker/daemon.json"]})],
+                          capture_output=True, text=True, env=env, check=False, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    res = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"][converged.name]
+    for unit in units:
+        active = converged.sh("systemctl is-active %s" % unit, check=False).stdout.strip()
+        enabled = converged.sh("systemctl is-enabled %s" % unit, check=False).stdout.strip()
+        assert res["services"][unit]["active"] == active, (unit, res["services"][unit])
+        if unit != "ragops-no-such-unit":
+            assert res["services"][unit]["enabled"] == enabled, (unit, res["services"][unit])
+    assert res["services"]["docker"]["active"] == "active"
+    assert res["services"]["ragops-no-such-unit"]["loaded"] == "not-found"
+    held = converged.sh("apt-mark showhold").stdout.split()
+    for pkg in ("docker.io", "nvidia-driver-550"):
+        version = converged.sh("dpkg-query -W -f='${Version}' %s" % pkg).stdout
+        assert res["packages"][pkg] == {"version": version, "hold": pkg in held}, pkg
+    sha1 = converged.sh("sha1sum /etc/docker/daemon.json").stdout.split()[0]
+    assert res["files"]["/etc/docker/daemon.json"]["sha1"] == sha1
