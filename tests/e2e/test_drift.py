@@ -306,3 +306,61 @@ def test_site_reconverges_and_the_check_is_clean_again(converged_node, drift, an
     converged_node.dirty = False
     rc, report, out = drift()
     assert rc == 0, json.dumps(report["findings"], indent=1)
+
+
+def test_site_repairs_every_kind_of_drift_in_one_run(converged, drift, ansible):
+    """Every drift the checks above inject, and what the roles now skip on a converged host when their
+    one read finds nothing to change (held packages, apt sources, modprobe and daemon.json files, units),
+    all at once; one site.yml run repairs each of them and the drift check is clean again."""
+    node = converged
+    node.dirty = True
+    uuid = {i: node.sh("nvidia-smi -i %d --query-gpu=uuid --format=csv,noheader" % i).stdout.strip() for i in (4, 6)}
+    sources = "/etc/apt/sources.list.d/nvidia-cuda.sources"
+    nouveau = "/etc/modprobe.d/ragops-blacklist-nouveau.conf"
+    want_files = node.sh("sha1sum %s %s" % (sources, nouveau)).stdout
+    # containers: one stopped with its image untagged, one recreated by hand with an env change, one moved to a
+    # reserved GPU, one replaced by the guide's own docker run line
+    node.sh("docker stop rag-whisper >/dev/null && docker rmi -f rag-whisper:1.0.0 >/dev/null")
+    llm = node.inspect("rag-llm-server")
+    env = [e for e in llm["Config"]["Env"] if not e.startswith(("MAX_NUM_SEQS=", "PATH="))] + ["MAX_NUM_SEQS=512"]
+    node.sh("docker rm -f rag-llm-server >/dev/null && docker run -d --name rag-llm-server --gpus '\"device=%s\"' "
+            "--shm-size 32g -p 127.0.0.1:8003:8000 -v /opt/models/hf:/models:ro %s rag-llm-server:1.0.0"
+            % (",".join(llm["HostConfig"]["DeviceRequests"][0]["DeviceIDs"]), " ".join("-e " + e for e in env)))
+    ocr = node.inspect("rag-dots-ocr")
+    node.sh("docker rm -f rag-dots-ocr >/dev/null && docker run -d --name rag-dots-ocr --gpus '\"device=%s\"' "
+            "-p 127.0.0.1:8002:8000 -v /opt/models/hf:/models:ro %s rag-dots-ocr:1.0.0"
+            % (uuid[6], " ".join("-e " + e for e in ocr["Config"]["Env"] if not e.startswith("PATH="))))
+    node.sh("docker rm -f rag-embedding-server >/dev/null && docker run -d --name rag-embedding-server "
+            "--gpus '\"device=1\"' -e CUDA_VISIBLE_DEVICES=1 -e MODEL_NAME=sentence-transformers/all-MiniLM-L6-v2 "
+            "rag-embedding-server:1.0.0")
+    # packages: another version of a held one, a hold taken off
+    node.sh("DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --allow-change-held-packages "
+            "nvidia-fabricmanager-550=550.144.03-1 >/dev/null && apt-mark unhold docker.io >/dev/null")
+    # a model file, an apt source, a modprobe file, daemon.json, a unit
+    node.sh("f=$(readlink -f /opt/models/hf/hub/models--sentence-transformers--all-MiniLM-L6-v2/snapshots/"
+            "*/config.json); chmod u+w $f; printf ' ' >> $f")
+    node.sh("sed -i 's/^Signed-By: .*/Signed-By: \\/etc\\/apt\\/keyrings\\/other.asc/' %s && rm %s" % (sources, nouveau))
+    node.sh("sed -i 's/\"max-file\": \"5\"/\"max-file\": \"3\"/' /etc/docker/daemon.json")
+    node.sh("systemctl stop nvidia-persistenced")
+    rc, report, out = drift()
+    assert rc == 2, out
+    assert {"container.stopped", "container.env", "container.gpus", "container.unmanaged", "driver.package_version",
+            "model.modified_file"} <= set(types(report)), types(report)
+
+    run = ansible(ROOT / "site.yml", node.inventory,
+                  extra_vars={"gpu_stack_adopt_containers": ["rag-llm-server", "rag-dots-ocr", "rag-embedding-server"]})
+    assert run.rc == 0, run
+    node.adopt = []
+    rc, report, out = drift()
+    assert rc == 0, json.dumps(report["findings"], indent=1)
+    node.dirty = False
+    assert node.inspect("rag-whisper")["State"]["Running"] is True
+    assert node.sh("docker image inspect -f '{{.Id}}' rag-whisper:1.0.0").stdout.strip()
+    assert "MAX_NUM_SEQS=256" in node.inspect("rag-llm-server")["Config"]["Env"]
+    assert node.inspect("rag-dots-ocr")["HostConfig"]["DeviceRequests"][0]["DeviceIDs"] == [uuid[4]]
+    assert node.inspect("rag-embedding-server")["Config"]["Labels"].get("io.ragops.gpu-stack.service") == "embedding"
+    assert node.sh("dpkg-query -W -f='${Version}' nvidia-fabricmanager-550").stdout == "550.127.05-1"
+    assert "docker.io" in node.sh("apt-mark showhold").stdout.split()
+    assert node.sh("sha1sum %s %s" % (sources, nouveau)).stdout == want_files
+    assert '"max-file": "5"' in node.sh("cat /etc/docker/daemon.json").stdout
+    assert node.sh("systemctl is-active nvidia-persistenced", check=False).stdout.strip() == "active"
