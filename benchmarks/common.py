@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -19,19 +20,33 @@ RESULTS = ROOT / "benchmarks" / "results"
 WORK = Path(tempfile.mkdtemp(prefix="ragops-bench-"))
 
 
-def playbook(pb, inventory, *args, extra_vars=None, check=True):
+def playbook(pb, inventory, *args, extra_vars=None, check=True, env=None):
+    seconds, out, _cpu = playbook_cpu(pb, inventory, *args, extra_vars=extra_vars, check=check, env=env)
+    return seconds, out
+
+
+def children_cpu():
+    """User + system CPU seconds of this process's finished children and theirs (ansible-playbook and the
+    workers it forks), as getrusage counts them."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def playbook_cpu(pb, inventory, *args, extra_vars=None, check=True, env=None):
+    """(wall seconds, output, controller CPU seconds of the ansible-playbook process tree)."""
     cmd = [str(BIN / "ansible-playbook"), str(pb), "-i", str(inventory), *args]
     for k, v in (extra_vars or {}).items():
         cmd += ["-e", json.dumps({k: v})]
     # task timings in the benchmarks' own output (users get the plain default callback)
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks", PATH="%s:%s" % (BIN, os.environ["PATH"]))
-    t0 = time.monotonic()
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-    seconds = time.monotonic() - t0
+    run_env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+                   ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks", PATH="%s:%s" % (BIN, os.environ["PATH"]))
+    run_env.update(env or {})
+    cpu0, t0 = children_cpu(), time.monotonic()
+    proc = subprocess.run(cmd, cwd=ROOT, env=run_env, capture_output=True, text=True, check=False)
+    seconds, cpu = time.monotonic() - t0, children_cpu() - cpu0
     if check and proc.returncode != 0:
         raise SystemExit("%s failed:\n%s" % (pb, (proc.stdout + proc.stderr)[-4000:]))
-    return seconds, proc.stdout + proc.stderr
+    return seconds, proc.stdout + proc.stderr, cpu
 
 
 def nodes(prefix, count=1, fixture="a100-sxm4-80gb-x8"):
