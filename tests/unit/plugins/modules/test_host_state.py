@@ -98,3 +98,12 @@ def test_unusable_filter_input_is_refused_naming_it(call, message):
     with pytest.raises(AnsibleFilterError) as err:
         call()
     assert str(err.value) == message
+
+
+def test_units_are_unknown_where_systemd_cannot_be_asked(module, tmp_path):
+    """A host without systemctl (on the PATH the module runs with, or systemd not booted): the units read as
+    unknown, so the roles' unit tasks run and say why, never a failed read."""
+    res = module("host_state", {"services": ["docker", "cron"]}, env={"PATH": str(tmp_path)})
+    assert res.get("failed") is not True, res
+    assert res["services"] == {n: {"active": "unknown", "enabled": "unknown", "loaded": "unknown"}
+                               for n in ("docker", "cron")}
