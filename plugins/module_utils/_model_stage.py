@@ -369,3 +369,27 @@ def run(params, check_mode=False, fetch_url=None):
         return result
     finally:
         stager.close()
+
+
+# model_stage's argument spec, shared by the module and its action plugin
+STAGE_ARGS = dict(
+    repo_id=dict(type="str", required=True),
+    revision=dict(type="str", required=True),
+    root=dict(type="path", default="/opt/models/hf"),
+    files=dict(type="list", elements="dict"),
+    files_from=dict(type="str"),
+    allow_patterns=dict(type="list", elements="str"),
+    require_safetensors=dict(type="bool", default=False),
+    source=dict(type="dict", options=dict(
+        path=dict(type="path"),
+        url=dict(type="str"),
+        hub=dict(type="bool", default=False),
+        endpoint=dict(type="str"),
+        token=dict(type="str", no_log=True),
+    )),
+    verify=dict(type="str", default="quick", choices=["quick", "full"]),
+    workers=dict(type="int"),
+    min_free_bytes=dict(type="int", default=0),
+    ref=dict(type="str", default="main"),
+    bundle_path=dict(type="path"),
+)

@@ -207,34 +207,13 @@ bundle_path:
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import fetch_url
 
-from ansible_collections.ragops.gpu_stack.plugins.module_utils._model_stage import StageError, run
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._model_stage import STAGE_ARGS, StageError, run
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            repo_id=dict(type="str", required=True),
-            revision=dict(type="str", required=True),
-            root=dict(type="path", default="/opt/models/hf"),
-            files=dict(type="list", elements="dict"),
-            files_from=dict(type="str"),
-            allow_patterns=dict(type="list", elements="str"),
-            require_safetensors=dict(type="bool", default=False),
-            source=dict(type="dict", options=dict(
-                path=dict(type="path"),
-                url=dict(type="str"),
-                hub=dict(type="bool", default=False),
-                endpoint=dict(type="str"),
-                token=dict(type="str", no_log=True),
-            )),
-            verify=dict(type="str", default="quick", choices=["quick", "full"]),
-            workers=dict(type="int"),
-            min_free_bytes=dict(type="int", default=0),
-            ref=dict(type="str", default="main"),
-            bundle_path=dict(type="path"),
-        ),
-        supports_check_mode=True,
-    )
+    # on the controller (the models' cache) plugins/action/model_stage.py runs the same run() in Ansible's own
+    # process; on a host (its cache) this module runs there
+    module = AnsibleModule(argument_spec=STAGE_ARGS, supports_check_mode=True)
 
     def fetch(url, headers=None):
         return fetch_url(module, url, headers=headers, timeout=60)

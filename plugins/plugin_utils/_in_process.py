@@ -33,8 +33,16 @@ class InProcessAction(ActionBase):
     def task(self, params, check_mode):
         raise NotImplementedError
 
+    def in_process(self):
+        """Whether to run the task here; False, the module runs as usual (where the task's connection goes)."""
+        return True
+
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
+        if not self.in_process():
+            result.update(self._execute_module(module_name="ragops.gpu_stack." + self.NAME,
+                                               module_args=self._task.args, task_vars=task_vars))
+            return result
         validated = ArgumentSpecValidator(self.ARGS).validate(plain(dict(self._task.args)))
         if validated.error_messages:
             result.update(failed=True, msg="%s: %s" % (self.NAME, "; ".join(validated.error_messages)))
