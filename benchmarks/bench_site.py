@@ -15,7 +15,7 @@ import shutil
 import statistics
 from pathlib import Path
 
-from common import ROOT, nodes, playbook_cpu, remove, save
+from common import ROOT, by_role, nodes, playbook_cpu, remove, save, task_times
 
 
 def one_run():
@@ -34,7 +34,9 @@ def one_run():
                 "cpu_s": {"first": round(first_cpu, 1), "second": round(second_cpu, 1), "check": round(check_cpu, 1)},
                 "changed": {"first": recap(out1), "second": recap(out2),
                                                             "check": recap(out3)},
-                "tasks_ok_second": tasks(out2)}
+                "tasks_ok_second": tasks(out2),
+                "second_run_by_role": by_role(task_times(out2)),
+                "second_run_slowest": [[t, s] for t, s in task_times(out2)[:15]]}
     finally:
         remove(names)
 

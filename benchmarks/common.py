@@ -39,7 +39,8 @@ def playbook_cpu(pb, inventory, *args, extra_vars=None, check=True, env=None):
         cmd += ["-e", json.dumps({k: v})]
     # task timings in the benchmarks' own output (users get the plain default callback)
     run_env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-                   ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks", PATH="%s:%s" % (BIN, os.environ["PATH"]))
+                   ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks", PROFILE_TASKS_TASK_OUTPUT_LIMIT="all",
+                   PATH="%s:%s" % (BIN, os.environ["PATH"]))
     run_env.update(env or {})
     cpu0, t0 = children_cpu(), time.monotonic()
     proc = subprocess.run(cmd, cwd=ROOT, env=run_env, capture_output=True, text=True, check=False)
@@ -74,3 +75,22 @@ def save(name, data):
     data = dict(data, machine={"cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     (RESULTS / ("%s.json" % name)).write_text(json.dumps(data, indent=1) + "\n")
     print(json.dumps(data, indent=1))
+
+
+def task_times(out):
+    """The profile_tasks recap of a run: [(task, seconds)], slowest first."""
+    import re
+
+    recap = out.split("TASKS RECAP")[-1]
+    return [(m.group(1).strip(), float(m.group(2))) for m in re.finditer(r"^(.+?) -+ (\d+\.\d+)s$", recap, re.M)]
+
+
+def by_role(times):
+    """Seconds and tasks per role (the part of a task name before ' : ', 'play' for the plays' own tasks)."""
+    out = {}
+    for task, seconds in times:
+        role = task.split(" : ")[0].replace("ragops.gpu_stack.", "") if " : " in task else "play"
+        acc = out.setdefault(role, {"seconds": 0.0, "tasks": 0})
+        acc["seconds"] = round(acc["seconds"] + seconds, 2)
+        acc["tasks"] += 1
+    return out

@@ -33,7 +33,7 @@ def test_a_daemon_json_that_cannot_be_read_stops_the_role_before_any_change(conv
         node.sh("rmdir %s && mv %s.test %s" % (DAEMON_JSON, DAEMON_JSON, DAEMON_JSON))
     assert run.rc != 0
     said = " ".join(run.out.split())
-    # slurp's own words vary with ansible-core ("source is a directory ...", "Source is a directory ...: PATH")
+    # the role's one read of the host (host_state) says what the path is
     cause = said.split("%s on %s cannot be read (" % (DAEMON_JSON, node.name), 1)[1].split(")", 1)
     assert "directory" in cause[0].lower(), said[-3000:]
     assert cause[1].startswith("; make it a readable file (or remove it). Nothing was changed."), said[-3000:]
