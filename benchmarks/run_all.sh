@@ -9,6 +9,7 @@ py=.venv/bin/python
 "$py" benchmarks/bench_containers.py
 "$py" benchmarks/bench_site.py --runs 3
 "$py" benchmarks/bench_fleet.py
+"$py" benchmarks/bench_settings.py
 "$py" benchmarks/bench_drift.py
 "$py" benchmarks/bench_lb.py
 "$py" benchmarks/bench_failover.py
