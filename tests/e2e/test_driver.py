@@ -194,3 +194,42 @@ def test_a_driver_change_that_cannot_free_the_gpus_restores_the_host_and_stops(c
     assert node.sh("systemctl is-active nvidia-persistenced").stdout.strip() == "active"
     assert service_containers(node) == before
     assert node.docker_health(SERVICES) == dict((n, "healthy") for n in SERVICES)
+
+
+def test_host_python_fetches_through_pips_configuration_only(bare, ansible, tmp_path):
+    """Issue 18: the wheels come from the role's hash-locked requirements through pip's own
+    configuration. An air-gapped controller (PIP_NO_INDEX, PIP_FIND_LINKS) with no wheels stops
+    before the host is touched; pointed at a directory holding them, the virtualenv is made from
+    them; the retired list of URLs is refused by name."""
+    import subprocess
+    import sys
+
+    venv = "/opt/ragops/venv-airgap"
+    req = ROOT / "roles" / "host_python" / "files" / "requirements.txt"
+    empty, house = tmp_path / "empty", tmp_path / "house"
+    empty.mkdir()
+    extra = {"test_roles": ["host_python"], "host_python_venv": venv,
+             "host_python_controller_cache": str(tmp_path / "cache"), "host_python_wheel_dir": "/opt/ragops/wheels-airgap"}
+    bare.sh("rm -rf %s /opt/ragops/wheels-airgap" % venv)
+
+    run = ansible(ROLES, bare.inventory, extra_vars=extra, env={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(empty)})
+    assert run.rc != 0
+    text = " ".join(run.out.split())
+    assert "pip download on the controller" in text, run
+    assert "could not fetch the wheels of " in text and "roles/host_python/files/requirements.txt:" in text, run
+    assert "PIP_FIND_LINKS with PIP_NO_INDEX=1" in text and "Nothing was changed on the hosts." in text
+    assert bare.sh("test -e %s || test -e /opt/ragops/wheels-airgap || echo absent" % venv).stdout.strip() == "absent"
+
+    # the wheels put in a directory by pip itself, through this machine's configured index
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                    "--require-hashes", "-r", str(req), "-d", str(house)], check=True, timeout=300)
+    run = ansible(ROLES, bare.inventory, extra_vars=extra, env={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(house)})
+    assert run.rc == 0, run
+    versions = bare.sh("%s/bin/python -c 'import docker, pynvml, importlib.metadata as m; "
+                       "print(m.version(\"docker\"), m.version(\"nvidia-ml-py\"))'" % venv).stdout.split()
+    assert versions == ["7.2.0", "13.615.71"]
+    assert len(list((tmp_path / "cache").glob("ragops-wheels-*.tar"))) == 1
+
+    run = ansible(ROLES, bare.inventory, extra_vars=dict(extra, host_python_wheels=[{"name": "docker"}]))
+    assert run.rc != 0 and "host_python_wheels is no longer read" in " ".join(run.out.split()), run
+    bare.sh("rm -rf %s /opt/ragops/wheels-airgap" % venv)
