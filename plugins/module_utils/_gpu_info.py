@@ -187,6 +187,8 @@ def _read_gpu(nv, index, handle):
     limit = r.get("nvmlDeviceGetEnforcedPowerLimit")
     gpu["power"] = {"draw_w": round(draw / 1000.0, 1) if draw is not None else None,
                     "limit_w": round(limit / 1000.0, 1) if limit is not None else None}
+    gpu["clocks"] = {"sm_mhz": r.get("nvmlDeviceGetClockInfo", nv.NVML_CLOCK_SM),
+                     "memory_mhz": r.get("nvmlDeviceGetClockInfo", nv.NVML_CLOCK_MEM)}
     persistence = r.get("nvmlDeviceGetPersistenceMode")
     gpu["persistence_mode"] = None if persistence is None else bool(persistence)
     mig = r.get("nvmlDeviceGetMigMode")

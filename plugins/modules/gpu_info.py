@@ -195,6 +195,10 @@ gpus:
     power:
       description: C(draw_w), C(limit_w).
       type: dict
+    clocks:
+      description: The current C(sm_mhz) and C(memory_mhz) clocks (null where the GPU does not report them).
+      type: dict
+      version_added: 0.4.0
     persistence_mode:
       description: Persistence mode.
       type: bool

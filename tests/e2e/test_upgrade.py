@@ -23,11 +23,16 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-# gpu_services' image staging (roles/gpu_services/tasks/images.yml): copies and loads, no container
+# gpu_services' image staging (roles/gpu_services/tasks/images.yml): copies and loads, no container;
+# and what this release adds beside the services
 STAGING = {"Create the image staging directory", "Copy the image tarballs", "Load the images",
            "Remove the staged tarballs",
            # on the controller: the models lock next to the inventory, new in this release
-           "Lock the manifests of the models fetched for the first time"}
+           "Lock the manifests of the models fetched for the first time",
+           # role gpu_metrics, new in this release: node_exporter and the metrics reader, beside the services
+           "Install Debian's node_exporter", "Start node_exporter now and at boot", "Create the textfile directory",
+           "Create the reader's directory", "Install the reader (the collection's NVML engine and the renderer)",
+           "Install the service and timer units", "Start the timer now and at boot", "Write the metrics now"}
 
 
 def changed_tasks(out, host):
