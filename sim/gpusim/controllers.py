@@ -253,9 +253,10 @@ def sanity(ctl: Controller) -> subprocess.CompletedProcess:
 
 def units(ctl: Controller) -> subprocess.CompletedProcess:
     # The tests that need no Docker. The one `slow` unit test loads the real model with torch on the CPU
-    # (nothing of Ansible in it); it runs in .venv with the rest of `make test`.
-    return ctl.run([ctl.bin / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not docker and not slow",
-                    "tests"])
+    # (nothing of Ansible in it) and the `tools` tests check files with promtool and ansible-builder; they
+    # run in .venv with the rest of `make test`.
+    return ctl.run([ctl.bin / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m",
+                    "not docker and not slow and not tools", "tests"])
 
 
 def e2e(ctls: list[Controller]) -> tuple[subprocess.CompletedProcess, dict]:
