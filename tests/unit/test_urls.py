@@ -109,6 +109,6 @@ def test_the_roles_wheels_come_from_the_hash_locked_requirements_not_urls():
     pins = re.findall(r"^([A-Za-z0-9._-]+)==(\S+) --hash=sha256:[0-9a-f]{64}$", text, re.M)
     constraints = dict(re.findall(r"^([A-Za-z0-9._-]+)==(\S+)$", (ROOT / "requirements" / "constraints.txt").read_text(),
                                   re.M))
-    assert {"docker", "nvidia-ml-py"} <= {n for n, _ in pins}
+    assert {"docker", "nvidia-ml-py"} <= set(dict(pins))
     # the hosts run the same versions as the controller's tests
-    assert {n: v for n, v in pins} == {n: constraints.get(n) for n, _ in pins}
+    assert dict(pins) == {name: constraints.get(name) for name in dict(pins)}

@@ -11,7 +11,8 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.ragops.gpu_stack.plugins.filter.pip_requirements import pip_requirements
 
 ROOT = Path(__file__).resolve().parents[4]
-H1, H2 = "sha256:" + "a" * 64, "sha256:" + "0123456789" * 6 + "beef"
+H1 = "sha256:" + "a" * 64
+H2 = "sha256:" + "0123456789" * 6 + "beef"
 
 
 def test_the_roles_file_lists_every_package_with_its_hash():
