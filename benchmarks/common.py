@@ -32,6 +32,16 @@ def children_cpu():
     return usage.ru_utime + usage.ru_stime
 
 
+def machine_busy():
+    """CPU seconds the whole machine has spent busy since boot (every core; /proc/stat's first line less idle
+    and iowait): the controller, dockerd and the simulated nodes alike."""
+    with open("/proc/stat") as stat:
+        fields = [int(x) for x in stat.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal (guest time is inside user)
+    busy = sum(fields[:8]) - fields[3] - fields[4]
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
 def playbook_cpu(pb, inventory, *args, extra_vars=None, check=True, env=None):
     """(wall seconds, output, controller CPU seconds of the ansible-playbook process tree)."""
     cmd = [str(BIN / "ansible-playbook"), str(pb), "-i", str(inventory), *args]

@@ -445,6 +445,7 @@ BEHAVIOUR = (
     Param("adopt", "bool", default=False),
     Param("health_url", "str"),
     Param("harden", "bool", default=False),
+    Param("containers", "list", elements="dict"),
 )
 
 PARAMS = BEHAVIOUR + tuple(param for option in OPTIONS for param in option.params)
@@ -461,6 +462,18 @@ def argument_spec():
     return spec
 
 
+_UNSET = []
+
+
+def unset_params():
+    """Each option's value when it is not given, as AnsibleModule fills it in (the defaults of a mapping's
+    suboptions included): what a top-level option that was not given holds."""
+    if not _UNSET:
+        spec = dict((param.name, param.spec()) for param in PARAMS)
+        _UNSET.append(ArgumentSpecValidator(spec).validate({}).validated_parameters)
+    return _UNSET[0]
+
+
 def merge_container(params):
     """The module's parameters with those of O(container) merged in, validated by the same table.
 
@@ -475,14 +488,53 @@ def merge_container(params):
         if checked.error_messages:
             raise ContainerError("container %s: the container mapping is not valid: %s; its keys are gpu_container "
                                  "options (%s)" % (label, "; ".join(checked.error_messages), ", ".join(CONTAINER_KEYS)))
+        unset = unset_params()
         for key in given:
-            top, default = params.get(key), PARAMS_BY_NAME[key].default
-            if top is not None and top != default and top != checked.validated_parameters[key]:
+            top = params.get(key)
+            if top not in (None, PARAMS_BY_NAME[key].default, unset.get(key)) and top != checked.validated_parameters[key]:
                 raise ContainerError("container %s: option %s is given twice, at the top level (%r) and in container "
                                      "(%r); give it once" % (label, key, top, given[key]))
             out[key] = checked.validated_parameters[key]
     if out.get("state") == "started" and not out.get("image"):
         raise ContainerError("container %s: image is required unless state is absent or stopped" % out.get("name"))
+    return out
+
+
+# What each element of O(containers) may hold: every option but the list itself and the engine's address.
+ELEMENT_RULES = dict(mutually_exclusive=[("gpus", "gpu_count")], required_one_of=[("name", "container")])
+
+
+def each_container(params):
+    """The list form (O(containers)): each element validated by the same table as the module's own
+    options, O(container) merged in, the engine's address (docker_host, api_timeout) from the top level.
+
+    Every element is checked before any container is touched; all the bad ones are named at once."""
+    spec = dict((param.name, param.spec()) for param in PARAMS if param.name != "containers")
+    unset = unset_params()
+    top = [name for name in spec if params.get(name) not in (None, PARAMS_BY_NAME[name].default, unset.get(name))]
+    if top:
+        raise ContainerError("containers: option(s) %s given at the top level as well; with containers, give each "
+                             "container's options in its own element. Nothing was changed." % ", ".join(top))
+    out, errors = [], []
+    for i, element in enumerate(params["containers"]):
+        label = element.get("name") or (element.get("container") or {}).get("name") or "?"
+        checked = ArgumentSpecValidator(spec, **ELEMENT_RULES).validate(element)
+        if checked.error_messages:
+            errors.append("containers[%d] (%s): %s" % (i, label, "; ".join(checked.error_messages)))
+            continue
+        # what the element does not give holds what the top level holds when not given, as in a call of its own
+        merged = dict(checked.validated_parameters, **dict((k, params.get(k)) for k in DOCKER_CLIENT_ARGS))
+        try:
+            out.append(merge_container(merged))
+        except ContainerError as exc:
+            errors.append("containers[%d]: %s" % (i, exc))
+    if errors:
+        raise ContainerError("%s. Fix those elements; nothing was changed." % "; ".join(errors))
+    names = [one["name"] for one in out]
+    twice = sorted(set(n for n in names if names.count(n) > 1))
+    if twice:
+        raise ContainerError("containers: %s named more than once; give each container once. Nothing was changed."
+                             % ", ".join(twice))
     return out
 
 

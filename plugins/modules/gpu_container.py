@@ -8,10 +8,11 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: gpu_container
-short_description: One GPU-pinned service container, compared in canonical form
+short_description: GPU-pinned service containers, compared in canonical form
 version_added: 0.1.0
 description:
-  - Manages one service container on the host's Docker engine through the Docker SDK, pinned to its GPUs.
+  - Manages a service container on the host's Docker engine through the Docker SDK, pinned to its GPUs (or several in one call,
+    O(containers)).
   - "Why not M(community.docker.docker_container): that module is the reference for option semantics, and this one
     keeps its surface to what a GPU service needs, adding three things it lacks: a GPU-aware comparison (device
     requests normalised to UUIDs, so a container started with C(--gpus device=1) equals one pinned to GPU 1's UUID),
@@ -216,6 +217,18 @@ options:
         the task fails naming it.
     type: bool
     default: false
+  containers:
+    description:
+      - Several containers in one call (one round trip to the host instead of one per container), each element a
+        mapping of this module's options (such as O(container), O(state), O(recreate), O(adopt), O(harden),
+        O(health_url)), validated like them; the engine's address (O(docker_host), O(api_timeout)) comes from the top
+        level and no other option may be given there.
+      - Every element is validated before any container is touched. The containers are then handled in order, each
+        as a call of its own would (a recreate that fails brings that container's old one back); a failure does not
+        stop the others, and the task fails naming each container that failed.
+      - The results come back in RV(results), one per element, in order.
+    type: list
+    elements: dict
   harden:
     description:
       - Recreate a container created before the hardening options (no C(io.ragops.gpu-stack.hardening) label) so that
@@ -261,6 +274,13 @@ EXAMPLES = r"""
     container: "{{ item.container }}"
     state: started
   loop: "{{ gpu_plan.plan.services }}"
+
+- name: The same in one call (one round trip to the host for all of them)
+  ragops.gpu_stack.gpu_container:
+    containers:
+      - container: "{{ gpu_plan.plan.services[0].container }}"
+      - container: "{{ gpu_plan.plan.services[1].container }}"
+        recreate: true  # its model was restaged
 """
 
 RETURN = r"""
@@ -296,8 +316,16 @@ unhardened:
 container:
   description: The container after the run, C(id), C(name), C(image), C(image_id), C(status), C(health), C(gpus),
     C(labels); empty when absent.
-  returned: always
+  returned: unless O(containers) is given
   type: dict
+results:
+  description:
+    - With O(containers), one result per element, in order, each with the keys a single call returns (RV(actions),
+      RV(changes), RV(summary), RV(findings), RV(unhardened), RV(container), RV(health)); an element that failed
+      has C(failed) and C(msg) instead. With C(--diff) the diffs are in the task's diff, one per element.
+  returned: when O(containers) is given
+  type: list
+  elements: dict
 health:
   description: Health when O(wait_healthy) was set.
   returned: when O(wait_healthy=true)
@@ -308,17 +336,49 @@ health:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._container_options import (
-    ContainerError, argument_spec, merge_container)
+    ContainerError, argument_spec, each_container, merge_container)
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._docker_client import (
     DOCKER_IMPORT_ERROR, HAS_DOCKER, EngineError, client)
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_container import run
 
 
+def run_each(module):
+    """The list form: every element validated first, then each container in order; one that fails does not
+    stop the others."""
+    try:
+        each = each_container(module.params)
+        api = client(module.params["docker_host"], module.params["api_timeout"])
+    except (EngineError, ContainerError) as exc:
+        module.fail_json(msg=str(exc))
+    results, failed = [], []
+    for params in each:
+        try:
+            result = run(api, params, module.check_mode)
+        except (EngineError, ContainerError) as exc:
+            result = {"changed": False, "failed": True, "msg": str(exc), "summary": "%s: failed" % params["name"],
+                      "diff": {}}
+            failed.append(str(exc))
+        for finding in result.get("findings", []):
+            module.warn(finding)
+        results.append(result)
+    diffs = [result.pop("diff") for result in results]
+    out = {"changed": any(result["changed"] for result in results), "results": results}
+    if module._diff:
+        out["diff"] = [diff for diff in diffs if diff]
+    if failed:
+        module.fail_json(msg="%d of %d container(s) failed: %s" % (len(failed), len(results), " / ".join(failed)), **out)
+    module.exit_json(**out)
+
+
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
-                           mutually_exclusive=[("gpus", "gpu_count")], required_one_of=[("name", "container")])
+                           mutually_exclusive=[("gpus", "gpu_count")],
+                           required_one_of=[("name", "container", "containers")])
     if not HAS_DOCKER:
         module.fail_json(msg=missing_required_lib("docker (the Docker SDK for Python)"), exception=DOCKER_IMPORT_ERROR)
+    if module.params["containers"] is not None:
+        run_each(module)
+        return
     try:
         params = merge_container(module.params)
         api = client(params["docker_host"], params["api_timeout"])

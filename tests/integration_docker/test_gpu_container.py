@@ -271,6 +271,46 @@ def test_errors(node, ansible, tmp_path):
     node.sh("docker rm -f t-port-holder t-port t-lost >/dev/null 2>&1 || true")
 
 
+def test_several_containers_in_one_call(node, ansible, tmp_path):
+    """containers: each element handled as a call of its own would (created, left alone, changed), the results
+    in order, one diff per element; a bad element refuses the whole call before any container is touched; a
+    container that fails does not stop the others, and the task fails naming it."""
+    g6, g7 = uuid_of(node, 6), uuid_of(node, 7)
+    node.sh("docker rm -f t-many-a t-many-b t-many-c >/dev/null 2>&1 || true")
+    a, b = base("t-many-a", gpus=[g6]), {"container": base("t-many-b", gpus=[g7])}
+    r = play(node, ansible, tmp_path, [
+        {"args": {"containers": [a, b]}},
+        {"args": {"containers": [a, b]}},
+        {"args": {"containers": [a, {"container": base("t-many-b", gpus=[g7], env={"HF_HUB_OFFLINE": "1", "X": "1"})}]},
+         "check": True, "diff": True},
+    ])
+    assert r[0]["changed"] and [x["actions"] for x in r[0]["results"]] == [["create", "start"], ["create", "start"]], r[0]
+    assert [x["container"]["gpus"] for x in r[0]["results"]] == [[g6], [g7]]
+    assert not r[1]["changed"] and [x["summary"] for x in r[1]["results"]] == ["t-many-a: unchanged", "t-many-b: unchanged"]
+    assert r[2]["changed"] and [x["changes"] for x in r[2]["results"]] == [[], ["env"]]
+    assert r[2]["diff"][1]["after_header"] == "container t-many-b, recreate (env)"
+    b_id = node.inspect("t-many-b")["Id"]
+    # one bad element: nothing is touched, each bad one is named
+    r = play(node, ansible, tmp_path, [
+        {"args": {"containers": [base("t-many-c"), base("t-many-b", gpus=[g7], shm_size="2g", bogus=1)]}},
+        {"args": {"containers": [base("t-many-c")], "image": IMAGE}},
+        {"args": {"containers": [base("t-many-c"), base("t-many-c")]}},
+    ])
+    assert "containers[1] (t-many-b): " in r[0]["msg"] and "bogus" in r[0]["msg"], r[0]
+    assert r[0]["msg"].endswith("Fix those elements; nothing was changed.")
+    assert "option(s) image given at the top level as well" in r[1]["msg"]
+    assert "t-many-c named more than once" in r[2]["msg"]
+    assert node.inspect("t-many-c") is None and node.inspect("t-many-b")["Id"] == b_id
+    # a container that fails (an image not on the host) does not stop the one after it
+    r = play(node, ansible, tmp_path, [
+        {"args": {"containers": [base("t-many-c", image="rag-missing:9.9.9"), base("t-many-b", gpus=[g7], shm_size="1g")]}},
+    ])
+    assert r[0]["msg"].startswith("1 of 2 container(s) failed: container t-many-c: image rag-missing:9.9.9 is not on")
+    assert r[0]["results"][0]["failed"] and r[0]["results"][1]["actions"] == ["recreate"]
+    assert node.inspect("t-many-c") is None and node.inspect("t-many-b")["HostConfig"]["ShmSize"] == 1024 ** 3
+    node.sh("docker rm -f t-many-a t-many-b >/dev/null 2>&1 || true")
+
+
 def test_docker_sdk_missing_on_the_host(node, ansible, tmp_path):
     r = play(node, ansible, tmp_path, [{"args": base("t-nosdk")}], python="/usr/bin/python3")
     assert "Failed to import the required Python library (docker (the Docker SDK for Python))" in r[0]["msg"]

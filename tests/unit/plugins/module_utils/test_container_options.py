@@ -138,3 +138,44 @@ def test_diffs_show_only_allow_listed_env_values_and_hash_the_rest():
     assert shown["env"]["HF_TOKEN"].startswith("<hidden sha256:") and len(shown["env"]["HF_TOKEN"]) == 28
     assert co.shown_env({"HF_TOKEN": "hf_other"})["HF_TOKEN"] != shown["env"]["HF_TOKEN"]  # a change is visible
     assert state["env"]["HF_TOKEN"] == "hf_s3cr3t"  # the state itself (what is compared and hashed) is untouched
+
+
+def _module_params(**given):
+    """gpu_container's parameters as AnsibleModule fills them in."""
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+    return ArgumentSpecValidator(co.argument_spec()).validate(given).validated_parameters
+
+
+def test_the_list_form_checks_every_element_before_any_container_is_touched():
+    good = {"name": "a", "image": "img:1"}
+    out = co.each_container(_module_params(containers=[good, {"container": {"name": "b", "image": "img:2"}, "recreate": True}]))
+    got = [(p["name"], p["image"], p["recreate"], p["state"]) for p in out]
+    assert got == [("a", "img:1", False, "started"), ("b", "img:2", True, "started")]
+    assert out[0]["docker_host"] == _module_params(containers=[])["docker_host"]
+    with pytest.raises(co.ContainerError) as exc:
+        co.each_container(_module_params(containers=[
+            good, {"name": "b", "image": "img:1", "gpus": ["1"], "gpu_count": 1}, {"image": "img:1"},
+            {"name": "d", "state": "started"}]))
+    msg = str(exc.value)
+    assert "containers[1] (b): parameters are mutually exclusive: gpus|gpu_count" in msg
+    assert "containers[2] (?): one of the following is required: name, container" in msg
+    assert "containers[3]: container d: image is required unless state is absent or stopped" in msg
+    assert msg.endswith("Fix those elements; nothing was changed.") and "containers[0]" not in msg
+
+
+def test_the_list_form_takes_no_container_option_at_the_top_level_and_each_container_once():
+    with pytest.raises(co.ContainerError, match=r"option\(s\) env, ports given at the top level as well"):
+        co.each_container(_module_params(containers=[{"name": "a", "image": "i"}], env={"A": "1"}, ports=["1:2"]))
+    with pytest.raises(co.ContainerError, match="containers: a named more than once"):
+        co.each_container(_module_params(containers=[{"name": "a", "image": "i"}, {"container": {"name": "a", "image": "i"}}]))
+
+
+def test_a_mapping_option_given_in_the_container_only_is_not_given_twice():
+    """The top level holds a mapping option's suboption defaults when it was not given: that is not a second value."""
+    params = _module_params(container={"name": "x", "image": "i", "healthcheck": {"interval": 5}})
+    assert co.merge_container(params)["healthcheck"] == {"interval": 5, "timeout": 10, "retries": 3, "start_period": 60,
+                                                         "test": None}
+    with pytest.raises(co.ContainerError, match="option healthcheck is given twice"):
+        co.merge_container(_module_params(container={"name": "x", "image": "i", "healthcheck": {"interval": 5}},
+                                          healthcheck={"interval": 7}))
