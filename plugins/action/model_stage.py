@@ -12,7 +12,8 @@ from urllib.error import HTTPError, URLError
 
 from ansible.module_utils.urls import open_url
 
-from ansible_collections.ragops.gpu_stack.plugins.module_utils._model_stage import STAGE_ARGS, StageError, run
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._model_stage import (
+    STAGE_ARGS, STAGE_RULES, StageError, run, run_each)
 from ansible_collections.ragops.gpu_stack.plugins.plugin_utils._in_process import InProcessAction
 
 
@@ -30,13 +31,14 @@ def fetch(url, headers=None):
 class ActionModule(InProcessAction):
     NAME = "model_stage"
     ARGS = STAGE_ARGS
+    RULES = STAGE_RULES
 
     def in_process(self):
         return self._connection.transport == "local" and not self._play_context.become
 
     def task(self, params, check_mode):
         try:
-            result = run(params, check_mode, fetch)
+            result = (run_each if params.get("models") is not None else run)(params, check_mode, fetch)
         except StageError as exc:
             return {"failed": True, "msg": str(exc)}
         if not self._play_context.diff:

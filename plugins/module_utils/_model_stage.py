@@ -373,8 +373,8 @@ def run(params, check_mode=False, fetch_url=None):
 
 # model_stage's argument spec, shared by the module and its action plugin
 STAGE_ARGS = dict(
-    repo_id=dict(type="str", required=True),
-    revision=dict(type="str", required=True),
+    repo_id=dict(type="str"),
+    revision=dict(type="str"),
     root=dict(type="path", default="/opt/models/hf"),
     files=dict(type="list", elements="dict"),
     files_from=dict(type="str"),
@@ -392,4 +392,58 @@ STAGE_ARGS = dict(
     min_free_bytes=dict(type="int", default=0),
     ref=dict(type="str", default="main"),
     bundle_path=dict(type="path"),
+    models=dict(type="list", elements="dict"),
 )
+# one model (repo_id and revision) or several (models), as the module and the action plugin validate them
+STAGE_RULES = dict(required_one_of=[("repo_id", "models")], required_together=[("repo_id", "revision")],
+                   mutually_exclusive=[("repo_id", "models"), ("revision", "models")])
+# what a model is, in an element of models; the other options come from the top level
+MODEL_KEYS = ("repo_id", "revision", "files", "files_from", "allow_patterns", "require_safetensors", "source",
+              "bundle_path")
+
+
+def each_model(params):
+    """The list form (models): each element one model's options (MODEL_KEYS), the shared ones (root, verify,
+    workers, min_free_bytes, ref) from the top level. Every element is checked before anything is staged; all
+    the bad ones are named at once."""
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+    spec = dict((key, STAGE_ARGS[key]) for key in STAGE_ARGS if key != "models")
+    shared = dict((key, params.get(key)) for key in spec if key not in MODEL_KEYS)
+    out, errors = [], []
+    for i, element in enumerate(params["models"]):
+        label = element.get("repo_id") or "?"
+        other = sorted(set(element) - set(MODEL_KEYS))
+        if other:
+            errors.append("models[%d] (%s): %s not an option of a model (%s; the others are given once, at the top "
+                          "level)" % (i, label, ", ".join(other), ", ".join(MODEL_KEYS)))
+            continue
+        checked = ArgumentSpecValidator(spec, required_together=[("repo_id", "revision")],
+                                        required_one_of=[("repo_id",)]).validate(dict(shared, **element))
+        if checked.error_messages:
+            errors.append("models[%d] (%s): %s" % (i, label, "; ".join(checked.error_messages)))
+            continue
+        out.append(checked.validated_parameters)
+    if errors:
+        raise StageError("%s. Fix those elements; nothing was staged." % "; ".join(errors))
+    return out
+
+
+def run_each(params, check_mode=False, fetch_url=None):
+    """Each model of the list form in order, as a call of its own would; one that fails does not stop the
+    others. Returns the result (failed, with msg, when any failed)."""
+    results, failed = [], []
+    for one in each_model(params):
+        try:
+            result = run(one, check_mode, fetch_url)
+        except StageError as exc:
+            result = {"changed": False, "failed": True, "msg": str(exc), "repo_id": one["repo_id"],
+                      "revision": one["revision"], "diff": {}}
+            failed.append(str(exc))
+        results.append(result)
+    diffs = [result.pop("diff") for result in results]
+    out = {"changed": any(result["changed"] for result in results), "results": results,
+           "diff": [diff for diff in diffs if diff]}
+    if failed:
+        out.update(failed=True, msg="%d of %d model(s) failed: %s" % (len(failed), len(results), " / ".join(failed)))
+    return out

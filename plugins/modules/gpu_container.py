@@ -287,29 +287,29 @@ RETURN = r"""
 actions:
   description: What was (or in check mode would be) done, C(create), C(start), C(recreate), C(update), C(stop),
     C(remove).
-  returned: always
+  returned: unless O(containers) is given
   type: list
   elements: str
   sample: [recreate]
 changes:
   description: The compared fields that differed.
-  returned: always
+  returned: unless O(containers) is given
   type: list
   elements: str
   sample: [gpus, env]
 summary:
   description: One line, the container's name and what this run does to it (or would, in check mode).
-  returned: always
+  returned: unless O(containers) is given
   type: str
   sample: "rag-llm-server: recreate (env)"
 findings:
   description: Problems noticed on the existing container, such as a host-index C(CUDA_VISIBLE_DEVICES).
-  returned: always
+  returned: unless O(containers) is given
   type: list
   elements: str
 unhardened:
   description: Hardening options that differ on a container created before them (see O(harden)); empty otherwise.
-  returned: always
+  returned: unless O(containers) is given
   type: list
   elements: str
   sample: [cap_drop, read_only, tmpfs, pids_limit]

@@ -37,13 +37,22 @@ attributes:
     support: full
 options:
   repo_id:
-    description: Hugging Face repository, C(org/name).
+    description: Hugging Face repository, C(org/name). Required unless O(models) is given.
     type: str
-    required: true
   revision:
-    description: The pinned 40-hex commit.
+    description: The pinned 40-hex commit. Required with O(repo_id).
     type: str
-    required: true
+  models:
+    description:
+      - Several models in one call (one round trip to the host instead of one per model), each element one model's
+        O(repo_id), O(revision), O(files), O(files_from), O(allow_patterns), O(require_safetensors), O(source) and
+        O(bundle_path); the other options (O(root), O(verify), O(workers), O(min_free_bytes), O(ref)) are given once,
+        at the top level, for all of them. Mutually exclusive with O(repo_id).
+      - Every element is validated before anything is staged; the models are then staged in order, each as a call of
+        its own would; one that fails does not stop the others, and the task fails naming each that failed.
+      - The results come back in RV(results), one per element, in order.
+    type: list
+    elements: dict
   root:
     description: The cache root (C(HF_HOME)).
     type: path
@@ -143,47 +152,47 @@ EXAMPLES = r"""
 RETURN = r"""
 repo_id:
   description: The repository, as given.
-  returned: always
+  returned: unless O(models) is given
   type: str
 revision:
   description: The revision, as given.
-  returned: always
+  returned: unless O(models) is given
   type: str
 snapshot_path:
   description: The staged snapshot directory.
-  returned: always
+  returned: unless O(models) is given
   type: str
   sample: /opt/models/hf/hub/models--sentence-transformers--all-MiniLM-L6-v2/snapshots/c9745ed1d9f207416be6d2e6f8de32d1f16199bf
 added:
   description: Files that were (or in check mode would be) added.
-  returned: always
+  returned: unless O(models) is given
   type: list
   elements: str
 replaced:
   description: Files whose content was (or would be) replaced.
-  returned: always
+  returned: unless O(models) is given
   type: list
   elements: str
 removed:
   description: Files in the snapshot that are not in the manifest, removed.
-  returned: always
+  returned: unless O(models) is given
   type: list
   elements: str
 file_count:
   description: Files in the revision.
-  returned: always
+  returned: unless O(models) is given
   type: int
 total_bytes:
   description: Size of the revision.
-  returned: always
+  returned: unless O(models) is given
   type: int
 bytes_staged:
   description: Bytes copied and hashed in this run.
-  returned: always
+  returned: unless O(models) is given
   type: int
 verified_bytes:
   description: Bytes of already staged files rehashed to verify them.
-  returned: always
+  returned: unless O(models) is given
   type: int
 seconds:
   description: Time spent staging.
@@ -195,35 +204,45 @@ throughput_mb_s:
   type: float
 files:
   description: The revision's files, C(path), C(size), C(sha256).
-  returned: always
+  returned: unless O(models) is given
   type: list
   elements: dict
 bundle_path:
   description: The tarball written (or kept) for distribution.
   returned: when O(bundle_path) is set
   type: str
+results:
+  description:
+    - With O(models), one result per element, in order, each with the keys a single call returns; a model that
+      failed has C(failed) and C(msg) instead. With C(--diff) the diffs are in the task's diff, one per element.
+  returned: when O(models) is given
+  type: list
+  elements: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import fetch_url
 
-from ansible_collections.ragops.gpu_stack.plugins.module_utils._model_stage import STAGE_ARGS, StageError, run
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._model_stage import (
+    STAGE_ARGS, STAGE_RULES, StageError, run, run_each)
 
 
 def main():
     # on the controller (the models' cache) plugins/action/model_stage.py runs the same run() in Ansible's own
     # process; on a host (its cache) this module runs there
-    module = AnsibleModule(argument_spec=STAGE_ARGS, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=STAGE_ARGS, supports_check_mode=True, **STAGE_RULES)
 
     def fetch(url, headers=None):
         return fetch_url(module, url, headers=headers, timeout=60)
 
     try:
-        result = run(module.params, module.check_mode, fetch)
+        result = (run_each if module.params["models"] is not None else run)(module.params, module.check_mode, fetch)
     except StageError as exc:
         module.fail_json(msg=str(exc))
     if not module._diff:
         result.pop("diff")
+    if result.get("failed"):
+        module.fail_json(**result)
     module.exit_json(**result)
 
 

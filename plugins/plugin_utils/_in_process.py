@@ -29,6 +29,7 @@ class InProcessAction(ActionBase):
     _requires_connection = False
     NAME = ""
     ARGS = {}
+    RULES = {}  # mutually_exclusive, required_one_of, ... as the module gives them to AnsibleModule
 
     def task(self, params, check_mode):
         raise NotImplementedError
@@ -43,7 +44,7 @@ class InProcessAction(ActionBase):
             result.update(self._execute_module(module_name="ragops.gpu_stack." + self.NAME,
                                                module_args=self._task.args, task_vars=task_vars))
             return result
-        validated = ArgumentSpecValidator(self.ARGS).validate(plain(dict(self._task.args)))
+        validated = ArgumentSpecValidator(self.ARGS, **self.RULES).validate(plain(dict(self._task.args)))
         if validated.error_messages:
             result.update(failed=True, msg="%s: %s" % (self.NAME, "; ".join(validated.error_messages)))
             return result

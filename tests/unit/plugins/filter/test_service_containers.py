@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-"""service_containers and with_plan_items: a plan's services as one gpu_container call's elements, and that
+"""service_containers and as_loop_results: a plan's services as one gpu_container call's elements, and that
 call's results back in a loop's shape, against a plan gpu_plan makes from the a100 inventory."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.ragops.gpu_stack.plugins.filter.service_containers import service_containers
-from ansible_collections.ragops.gpu_stack.plugins.filter.with_plan_items import with_plan_items
+from ansible_collections.ragops.gpu_stack.plugins.filter.as_loop_results import as_loop_results
 from ansible_collections.ragops.gpu_stack.plugins.module_utils import _container_options as co
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_plan import build_plan
 
@@ -54,8 +54,8 @@ def test_not_a_plan_is_refused_by_name():
 
 def test_results_come_back_with_their_plan_entries(services):
     results = [{"changed": False, "summary": "%s: unchanged" % s["container_name"]} for s in services]
-    out = with_plan_items(results, services)
+    out = as_loop_results(results, services)
     assert [r["item"]["container_name"] for r in out] == [s["container_name"] for s in services]
     assert all(r["summary"] == "%s: unchanged" % r["item"]["container_name"] for r in out)
-    with pytest.raises(AnsibleFilterError, match="1 result[(]s[)] for %d plan entries" % len(services)):
-        with_plan_items(results[:1], services)
+    with pytest.raises(AnsibleFilterError, match="1 result[(]s[)] for %d entries" % len(services)):
+        as_loop_results(results[:1], services)

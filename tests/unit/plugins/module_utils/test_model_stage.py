@@ -281,3 +281,43 @@ def test_a_bundle_whose_files_lead_outside_it_is_refused(tmp_path, bundle, escap
     else:  # refused by the path check before the source is read
         assert str(exc.value) == "model %s: file path '%s' leaves the snapshot" % (REPO, shown)
     assert not list(root.rglob("id_rsa")) and "not a model" not in str(exc.value)
+
+
+def test_several_models_in_one_call(tmp_path, bundle):
+    """models: each element one model, the shared options once at the top level; checked in order, as calls of their
+    own would be; a bad element refuses the call before anything is staged; a failing model does not stop the next."""
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+    src, manifest = bundle
+    other = tmp_path / "other"
+    make_bundle(other, {"w.safetensors": b"w" * 100}, repo="acme/other")
+    root = tmp_path / "hf"
+
+    def call(models, check_mode=False, **top):
+        given = dict({"root": str(root), "models": models}, **top)
+        checked = ArgumentSpecValidator(ms.STAGE_ARGS, **ms.STAGE_RULES).validate(given)
+        assert not checked.error_messages, checked.error_messages
+        return ms.run_each(checked.validated_parameters, check_mode)
+
+    models = [{"repo_id": REPO, "revision": REV, "files": manifest, "source": {"path": str(src)}},
+              {"repo_id": "acme/other", "revision": REV, "source": {"path": str(other)}, "require_safetensors": True}]
+    check = call(models, check_mode=True)
+    assert check["changed"] and [sorted(r["added"]) for r in check["results"]] == [sorted(FILES), ["w.safetensors"]]
+    assert not root.exists() and len(check["diff"]) == 2
+    done = call(models)
+    assert done["changed"] and [r["repo_id"] for r in done["results"]] == [REPO, "acme/other"]
+    again = call([dict(m, source=None) for m in models], check_mode=True, verify="full")
+    assert not again["changed"] and all(r["verified_bytes"] > 0 for r in again["results"])
+    # a bad element (an option that is not a model's, a missing revision): nothing staged, each named
+    with pytest.raises(ms.StageError) as exc:
+        call([dict(models[0], verify="full"), {"repo_id": "acme/third"}, models[1]], check_mode=False)
+    assert "models[0] (acme/tiny-model): verify not an option of a model" in str(exc.value)
+    assert "models[1] (acme/third): parameters are required together: repo_id, revision" in str(exc.value)
+    assert str(exc.value).endswith("Fix those elements; nothing was staged.")
+    # a model that fails (its file flipped on the host, no source to restage from) does not stop the next one
+    blob = Path(snap.repo_dir(str(root), REPO)) / "snapshots" / REV / "config.json"
+    data = blob.read_bytes()
+    blob.unlink()
+    out = call([dict(models[0], source=None), dict(models[1], source=None)], verify="full")
+    assert out["failed"] and out["msg"].startswith("1 of 2 model(s) failed: ")
+    assert out["results"][0]["failed"] and not out["results"][1].get("failed") and data
