@@ -194,6 +194,28 @@ def test_corrupted_model_file(converged_node, drift):
     assert f and f[0]["object"].endswith("config.json") and "all-MiniLM-L6-v2" in f[0]["object"]
 
 
+def test_a_wrong_refs_main_is_put_right_without_restarting_the_service(converged, drift, ansible):
+    """A refs/main naming another revision is drift; site.yml writes it back and, the model's files being the
+    same, leaves the service that reads the model running."""
+    node = converged
+    ref = "/opt/models/hf/hub/models--sentence-transformers--all-MiniLM-L6-v2/refs/main"
+    want = node.sh("cat %s" % ref).stdout
+    started = node.inspect("rag-embedding-server")["State"]["StartedAt"]
+    node.dirty = True
+    node.sh("printf 0000000000000000000000000000000000000000 > %s" % ref)
+    rc, report, out = drift()
+    assert rc == 2, out
+    f = [x for x in report["findings"] if x["type"] == "model.revision"]
+    assert len(f) == 1 and "all-MiniLM-L6-v2" in f[0]["object"], report["findings"]
+    run = ansible(ROOT / "site.yml", node.inventory)
+    assert run.rc == 0, run
+    assert node.sh("cat %s" % ref).stdout == want
+    assert node.inspect("rag-embedding-server")["State"]["StartedAt"] == started
+    rc, report, out = drift()
+    assert rc == 0, json.dumps(report["findings"], indent=1)
+    node.dirty = False
+
+
 def test_lost_gpu_and_over_temperature(converged_node, drift):
     node = converged_node
     node.fault("lost", gpu=0)
@@ -341,11 +363,15 @@ def test_site_repairs_every_kind_of_drift_in_one_run(converged, drift, ansible):
             "*/config.json); chmod u+w $f; printf ' ' >> $f")
     node.sh("sed -i 's/^Signed-By: .*/Signed-By: \\/etc\\/apt\\/keyrings\\/other.asc/' %s && rm %s" % (sources, nouveau))
     node.sh("sed -i 's/\"max-file\": \"5\"/\"max-file\": \"3\"/' /etc/docker/daemon.json")
+    # a refs/main that names another revision (the model's files untouched)
+    ref = "/opt/models/hf/hub/models--rednote-hilab--dots.ocr/refs/main"
+    want_ref = node.sh("cat %s" % ref).stdout
+    node.sh("printf 0000000000000000000000000000000000000000 > %s" % ref)
     node.sh("systemctl stop nvidia-persistenced")
     rc, report, out = drift()
     assert rc == 2, out
     assert {"container.stopped", "container.env", "container.gpus", "container.unmanaged", "driver.package_version",
-            "model.modified_file"} <= set(types(report)), types(report)
+            "model.modified_file", "model.revision"} <= set(types(report)), types(report)
 
     run = ansible(ROOT / "site.yml", node.inventory,
                   extra_vars={"gpu_stack_adopt_containers": ["rag-llm-server", "rag-dots-ocr", "rag-embedding-server"]})
@@ -363,4 +389,5 @@ def test_site_repairs_every_kind_of_drift_in_one_run(converged, drift, ansible):
     assert "docker.io" in node.sh("apt-mark showhold").stdout.split()
     assert node.sh("sha1sum %s %s" % (sources, nouveau)).stdout == want_files
     assert '"max-file": "5"' in node.sh("cat /etc/docker/daemon.json").stdout
+    assert node.sh("cat %s" % ref).stdout == want_ref
     assert node.sh("systemctl is-active nvidia-persistenced", check=False).stdout.strip() == "active"
