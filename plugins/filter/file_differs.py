@@ -62,17 +62,17 @@ _value:
 """
 
 import hashlib
-import json
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._host_files import content_text, octal_mode
+
 
 def _mode(value):
-    text = str(value).strip()
-    try:
-        return "%04o" % int(text, 8)
-    except ValueError:
+    mode = octal_mode(value)
+    if mode is None:
         raise AnsibleFilterError("file_differs: mode %r is not an octal mode such as '0644' (quote it in YAML)" % (value,))
+    return "%04o" % mode
 
 
 def file_differs(entry, content=None, type="file", mode=None, owner=None, group=None):  # pylint: disable=redefined-builtin
@@ -92,11 +92,7 @@ def file_differs(entry, content=None, type="file", mode=None, owner=None, group=
     if content is not None:
         if type != "file":
             raise AnsibleFilterError("file_differs: content is compared for files only, not a %s" % type)
-        if isinstance(content, (dict, list)):
-            # what ansible.builtin.copy writes for such content (ansible-core before 2.19 turns a templated
-            # string that reads as a Python literal into one)
-            content = json.dumps(content)
-        return entry.get("sha1") != hashlib.sha1(str(content).encode("utf-8")).hexdigest()
+        return entry.get("sha1") != hashlib.sha1(content_text(content).encode("utf-8")).hexdigest()
     return False
 
 
