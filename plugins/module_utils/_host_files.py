@@ -2,14 +2,21 @@
 # Copyright (c) ragops.gpu_stack contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""What a file a role writes is (private): its content as bytes, its mode, its owner and group when the role
-names none. Shared by the host_files module (which writes files) and the file_differs and files_differing
-filters (which tell on the controller, from host_state's reading, whether a write has something to do), so the
-two always agree."""
+"""Several small files written on a host, each only where it differs (private; the host_files module's engine).
+
+What a file is, its content as text, its mode, its owner and group when the role names none, is shared with the
+file_differs and files_differing filters, which tell on the controller from host_state's reading whether a write
+has something to do: the two always agree."""
 
 from __future__ import annotations
 
+import grp
+import hashlib
 import json
+import os
+import pwd
+import stat
+import tempfile
 
 # the owner and group of a file that host_files writes when the role names none
 DEFAULT_OWNER = "root"
@@ -33,3 +40,125 @@ def content_text(value):
     if isinstance(value, (dict, list)):
         return json.dumps(value)
     return "" if value is None else str(value)
+
+
+TMP_PREFIX = ".ragops-host-files-"
+DIFF_LIMIT = 1 << 20
+
+
+def check(files, check_mode=False):
+    """Every problem with the files given, all at once (nothing is written when there is one). In check mode a
+    missing directory is not one: a task before this one would have created it."""
+    problems, seen = [], set()
+    for entry in files:
+        path = entry["path"]
+        if not os.path.isabs(path):
+            problems.append("%s: not an absolute path; give it as /path/to/the/file" % path)
+            continue
+        if path in seen:
+            problems.append("%s: given twice; give each file once" % path)
+        seen.add(path)
+        if octal_mode(entry["mode"]) is None:
+            problems.append("%s: mode %r is not an octal mode such as '0644'; quote it in YAML" % (path, entry["mode"]))
+        try:
+            pwd.getpwnam(entry["owner"])
+        except KeyError:
+            problems.append("%s: owner %s is not a user on this host; create the user first or name another"
+                            % (path, entry["owner"]))
+        try:
+            grp.getgrnam(entry["group"])
+        except KeyError:
+            problems.append("%s: group %s is not a group on this host; create the group first or name another"
+                            % (path, entry["group"]))
+        parent = os.path.dirname(path)
+        if not os.path.isdir(parent):
+            if check_mode and not os.path.lexists(parent):
+                continue
+            problems.append("%s: its directory %s does not exist; create it first" % (path, parent))
+        elif os.path.isdir(path) and not os.path.islink(path):
+            problems.append("%s: is a directory; remove it or write the file elsewhere" % path)
+    return problems
+
+
+def current(path):
+    """(sha1 of the content, uid, gid, mode) of a regular file at path; None when there is none (or a link)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    digest = hashlib.sha1()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest(), st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)
+
+
+def _old_text(path):
+    try:
+        if os.path.islink(path) or os.path.getsize(path) > DIFF_LIMIT:
+            return ""
+        with open(path, "rb") as fh:
+            return fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def write(path, data, uid, gid, mode):
+    """The file in one step for a reader: a temporary file beside it, flushed, owned, then renamed into place."""
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+            os.fchown(out.fileno(), uid, gid)
+            os.fchmod(out.fileno(), mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def run(files, check_mode=False, diff=False):
+    problems = check(files, check_mode)
+    if problems:
+        return {"changed": False, "failed": True, "changed_paths": [], "files": {},
+                "msg": "host_files: nothing was written: %s" % " / ".join(problems)}
+    result = {"changed_paths": [], "files": {}}
+    diffs, failed = [], []
+    for entry in files:
+        path = entry["path"]
+        text = content_text(entry["content"])
+        data = text.encode("utf-8")
+        sha1 = hashlib.sha1(data).hexdigest()
+        uid, gid, mode = pwd.getpwnam(entry["owner"]).pw_uid, grp.getgrnam(entry["group"]).gr_gid, octal_mode(entry["mode"])
+        try:
+            now = current(path)
+            content_changed = now is None or now[0] != sha1
+            changed = content_changed or now[1:] != (uid, gid, mode)
+            if content_changed and diff:
+                diffs.append({"before_header": path, "after_header": path,
+                              "before": _old_text(path) if os.path.lexists(path) else "", "after": text})
+            if changed and not check_mode:
+                if content_changed:
+                    write(path, data, uid, gid, mode)
+                else:
+                    os.chown(path, uid, gid)
+                    os.chmod(path, mode)
+        except OSError as exc:
+            failed.append("%s: %s" % (path, exc.strerror or exc))
+            result["files"][path] = {"changed": False, "content_changed": False, "sha1": sha1, "failed": True}
+            continue
+        result["files"][path] = {"changed": changed, "content_changed": content_changed, "sha1": sha1}
+        if changed:
+            result["changed_paths"].append(path)
+    result["changed"] = bool(result["changed_paths"])
+    if diff:
+        result["diff"] = diffs
+    if failed:
+        result.update(failed=True, msg="host_files: %d of %d file(s) could not be written: %s; the others were written"
+                      % (len(failed), len(files), " / ".join(failed)))
+    return result
