@@ -1,6 +1,8 @@
 """site.yml on the simulated 8x A100 node: from a bare node to all services healthy, then the
 idempotent second run and check mode (targets: first run at most 50 s, median of the runs; the second
-run at most 25 % of the first, in the same run), with the controller's CPU seconds of each.
+run at most 25 % of the first, in the same run), with the controller's CPU seconds of each, and where the
+first run's time goes: the CPU seconds of the controller, the node and the whole machine, its cores busy
+(of the machine's), and its seconds and tasks per role.
 
     .venv/bin/python benchmarks/bench_site.py [--runs N]
 
@@ -15,7 +17,7 @@ import shutil
 import statistics
 from pathlib import Path
 
-from common import ROOT, by_role, nodes, playbook_cpu, remove, save, task_times
+from common import ROOT, by_role, machine_busy, node_cpu, nodes, playbook_cpu, remove, save, task_times
 
 
 def one_run():
@@ -23,7 +25,9 @@ def one_run():
     shutil.rmtree(cache, ignore_errors=True)  # the controller's model cache starts empty too
     names, inv, boot = nodes("bench-site")
     try:
+        busy0, node0 = machine_busy(), node_cpu(names[0])
         first, out1, first_cpu = playbook_cpu(ROOT / "site.yml", inv)
+        busy1, node1 = machine_busy(), node_cpu(names[0])
         second, out2, second_cpu = playbook_cpu(ROOT / "site.yml", inv)
         check, out3, check_cpu = playbook_cpu(ROOT / "site.yml", inv, "--check")
         recap = lambda out: re.search(r"changed=(\d+)", out.split("PLAY RECAP")[-1]).group(1)
@@ -35,6 +39,13 @@ def one_run():
                 "changed": {"first": recap(out1), "second": recap(out2),
                                                             "check": recap(out3)},
                 "tasks_ok_second": tasks(out2),
+                # where the first run's time goes: the CPU of the controller (ansible-playbook and its workers), of
+                # the node (its container), of the whole machine (both, and dockerd serving the connection)
+                "first_run_cpu_s": {"controller": round(first_cpu, 1),
+                                    "node": round(node1 - node0, 1) if node0 is not None else None,
+                                    "machine": round(busy1 - busy0, 1)},
+                "first_run_cores_busy": round((busy1 - busy0) / first, 2),
+                "first_run_by_role": by_role(task_times(out1)),
                 "second_run_by_role": by_role(task_times(out2)),
                 "second_run_slowest": [[t, s] for t, s in task_times(out2)[:15]]}
     finally:
@@ -46,7 +57,8 @@ def main():
     parser.add_argument("--runs", type=int, default=1)
     runs = [one_run() for _ in range(parser.parse_args().runs)]
     result = dict(runs[-1])
-    for key in ("node_boot_s", "first_run_s", "second_run_s", "second_over_first", "check_run_s", "check_over_first"):
+    for key in ("node_boot_s", "first_run_s", "second_run_s", "second_over_first", "check_run_s", "check_over_first",
+                "first_run_cores_busy"):
         result[key] = round(statistics.median(r[key] for r in runs), 2)
     if len(runs) > 1:
         result["runs"] = runs
