@@ -26,6 +26,11 @@ options:
     description: The file's name, for the error messages.
     type: str
     default: requirements
+  require:
+    description: Packages the file must pin (role host_python needs pip's own wheel to fill a virtualenv).
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""
@@ -79,7 +84,7 @@ def _logical_lines(text):
     return out
 
 
-def pip_requirements(text, source="requirements"):
+def pip_requirements(text, source="requirements", require=()):
     if not isinstance(text, str):
         raise AnsibleFilterError("pip_requirements: expected the file's text, got %s" % text.__class__.__name__)
     out, seen = [], set()
@@ -108,6 +113,10 @@ def pip_requirements(text, source="requirements"):
         out.append({"name": name, "version": pin.group(2), "hashes": sorted(set(hashes))})
     if not out:
         raise AnsibleFilterError("%s: no packages; list NAME==VERSION --hash=sha256:HEX lines" % source)
+    missing = [name for name in require or () if re.sub(r"[-_.]+", "-", name).lower() not in seen]
+    if missing:
+        raise AnsibleFilterError("%s: no pin for %s, which it must pin; add %s" % (
+            source, " or ".join(missing), ", ".join("%s==VERSION --hash=sha256:HEX" % name for name in missing)))
     return out
 
 

@@ -18,7 +18,7 @@ H2 = "sha256:" + "0123456789" * 6 + "beef"
 def test_the_roles_file_lists_every_package_with_its_hash():
     out = pip_requirements((ROOT / "roles/host_python/files/requirements.txt").read_text())
     names = [p["name"] for p in out]
-    assert names[:2] == ["docker", "nvidia-ml-py"] and len(names) == len(set(names)) == 7
+    assert names[:2] == ["docker", "nvidia-ml-py"] and len(names) == len(set(names)) == 8 and "pip" in names
     assert all(len(p["hashes"]) == 1 and p["hashes"][0].startswith("sha256:") for p in out)
     assert {"name": "docker", "version": "7.2.0",
             "hashes": ["sha256:a3f45fdeb9165e2d25d9a1d02ddf3bc70fb572cf5ebbf9b58558c22caf29b71f"]} in out
@@ -47,6 +47,16 @@ def test_refusals_name_the_line_and_the_fix(text, words):
     for word in words:
         assert word in str(err.value), str(err.value)
     assert "host_python_requirements /tmp/r.txt" in str(err.value)
+
+
+def test_a_package_the_caller_requires_must_be_pinned():
+    text = "docker==7.2.0 --hash=%s\n" % H1
+    with pytest.raises(AnsibleFilterError) as err:
+        pip_requirements(text, source="host_python_requirements /tmp/r.txt", require=["pip"])
+    assert str(err.value) == ("host_python_requirements /tmp/r.txt: no pin for pip, which it must pin; "
+                              "add pip==VERSION --hash=sha256:HEX")
+    # the name as pip compares it
+    assert [p["name"] for p in pip_requirements(text + "Pip==26.3 --hash=%s\n" % H1, require=["pip"])] == ["docker", "Pip"]
 
 
 def test_not_text():
