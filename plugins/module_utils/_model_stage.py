@@ -24,6 +24,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._common import REVISION_RE, read_json
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._host_files import read_file
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._model_snapshot import (
     TMP_PREFIX, StageError, hash_stream, manifest_path, read_first, repo_dir, sha256_file,
     write_bundle, write_json_atomic)
@@ -365,6 +366,7 @@ def run(params, check_mode=False, fetch_url=None):
         if params.get("bundle_path") and not check_mode:
             written = write_bundle(stager.root, stager.repo_id, stager.revision, result["files"], params["bundle_path"])
             result["bundle_path"] = params["bundle_path"]
+            result["bundle_bytes"] = os.path.getsize(params["bundle_path"])
             result["changed"] = result["changed"] or written
         return result
     finally:
@@ -442,8 +444,9 @@ def run_each(params, check_mode=False, fetch_url=None):
             failed.append(str(exc))
         results.append(result)
     diffs = [result.pop("diff") for result in results]
+    # the root as it is after this call (made by a staging; only read in check mode), for the role's decision
     out = {"changed": any(result["changed"] for result in results), "results": results,
-           "diff": [diff for diff in diffs if diff]}
+           "diff": [diff for diff in diffs if diff], "root": read_file(params["root"])}
     if failed:
         out.update(failed=True, msg="%d of %d model(s) failed: %s" % (len(failed), len(results), " / ".join(failed)))
     return out

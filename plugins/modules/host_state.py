@@ -88,57 +88,11 @@ services:
   sample: {docker: {active: active, enabled: enabled, loaded: loaded}}
 """
 
-import base64
-import grp
-import hashlib
 import os
-import pwd
-import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
-CONTENT_LIMIT = 1 << 20
-_TYPES = ((stat.S_ISREG, "file"), (stat.S_ISDIR, "directory"), (stat.S_ISLNK, "link"))
-
-
-def _name(lookup, ident):
-    try:
-        return lookup(ident)[0]
-    except KeyError:
-        return str(ident)
-
-
-def read_file(path, with_content=False):
-    """What a role compares a file with: type, owner, mode, SHA-1 (and the content when asked)."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return {"exists": False}
-    except OSError as exc:
-        return {"exists": None, "error": str(exc)}
-    kind = next((name for test, name in _TYPES if test(st.st_mode)), "other")
-    out = {"exists": True, "type": kind, "owner": _name(pwd.getpwuid, st.st_uid), "group": _name(grp.getgrgid, st.st_gid),
-           "mode": "%04o" % stat.S_IMODE(st.st_mode), "size": st.st_size}
-    if kind != "file":
-        return out
-    try:
-        digest = hashlib.sha1()
-        head = b""
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-                if with_content and len(head) <= CONTENT_LIMIT:
-                    head += block
-    except OSError as exc:
-        out["error"] = str(exc)
-        return out
-    out["sha1"] = digest.hexdigest()
-    if with_content:
-        if len(head) > CONTENT_LIMIT:
-            out["error"] = "larger than %d bytes: content not returned" % CONTENT_LIMIT
-        else:
-            out["content"] = base64.b64encode(head).decode("ascii")
-    return out
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._host_files import read_file
 
 
 def read_packages(module, names):

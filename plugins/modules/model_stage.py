@@ -211,6 +211,10 @@ bundle_path:
   description: The tarball written (or kept) for distribution.
   returned: when O(bundle_path) is set
   type: str
+bundle_bytes:
+  description: Its size in bytes (what a host needs to receive it).
+  returned: when O(bundle_path) is set
+  type: int
 results:
   description:
     - With O(models), one result per element, in order, each with the keys a single call returns; a model that
@@ -218,6 +222,13 @@ results:
   returned: when O(models) is given
   type: list
   elements: dict
+root:
+  description:
+    - With O(models), the cache root as M(ragops.gpu_stack.host_state) reads a path (C(exists), C(type), C(owner),
+      C(group), C(mode)), so that a role tells on the controller whether the root needs making or mending.
+  returned: when O(models) is given
+  type: dict
+  sample: {exists: true, type: directory, owner: root, group: root, mode: "0755", size: 4096}
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -304,8 +304,14 @@ def test_several_models_in_one_call(tmp_path, bundle):
     check = call(models, check_mode=True)
     assert check["changed"] and [sorted(r["added"]) for r in check["results"]] == [sorted(FILES), ["w.safetensors"]]
     assert not root.exists() and len(check["diff"]) == 2
+    # the root as host_state reads a path: missing before, a directory after staging
+    assert check["root"] == {"exists": False}
     done = call(models)
     assert done["changed"] and [r["repo_id"] for r in done["results"]] == [REPO, "acme/other"]
+    assert done["root"]["exists"] and done["root"]["type"] == "directory" and done["root"]["owner"] == "root"
+    # a bundle written for distribution is measured (a host's room is checked against it before the copy)
+    out = call([dict(models[1], source=None, bundle_path=str(tmp_path / "other.tar"))])
+    assert out["results"][0]["bundle_bytes"] == (tmp_path / "other.tar").stat().st_size > 100
     again = call([dict(m, source=None) for m in models], check_mode=True, verify="full")
     assert not again["changed"] and all(r["verified_bytes"] > 0 for r in again["results"])
     # a bad element (an option that is not a model's, a missing revision): nothing staged, each named

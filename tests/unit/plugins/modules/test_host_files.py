@@ -100,7 +100,7 @@ def test_a_file_that_cannot_be_written_does_not_stop_the_others(tmp_path, module
     res = module("host_files", {"files": [{"path": "/proc/ragops-host-files-test", "content": "x", "mode": "0644"},
                                           {"path": str(ok), "content": "written\n", "mode": "0644"}]})
     assert res.get("failed") is True, res
-    assert res["msg"].startswith("host_files: 1 of 2 file(s) could not be written: /proc/ragops-host-files-test: ")
+    assert res["msg"].startswith("host_files: 1 of 2 path(s) could not be written: /proc/ragops-host-files-test: ")
     assert res["changed_paths"] == [str(ok)] and ok.read_text() == "written\n"
 
 
@@ -120,3 +120,57 @@ def test_files_differing_picks_the_files_host_state_says_differ(tmp_path, module
         files_differing([{"path": str(same)}], state)
     with pytest.raises(AnsibleFilterError, match="state must be host_state's files"):
         files_differing(wanted, [])
+
+
+def test_directories_are_made_before_the_files_in_them_and_fixed_where_they_differ(tmp_path, module):
+    top, nested, moded = tmp_path / "textfile", tmp_path / "a" / "b" / "reader", tmp_path / "moded"
+    moded.mkdir(mode=0o777)
+    os.chmod(moded, 0o777)
+    kept = moded / "kept"
+    kept.write_text("kept\n")
+    directories = [{"path": str(top), "mode": "0755"}, {"path": str(nested), "mode": "0750", "group": "adm"},
+                   {"path": str(moded), "mode": "0755"}]
+    # a file in a made directory, and one in a parent that making a directory below it makes
+    files = [{"path": str(nested / "reader.py"), "content": "print()\n", "mode": "0644"},
+             {"path": str(tmp_path / "a" / "entry.py"), "content": "main()\n", "mode": "0644"}]
+    plan = module("host_files", {"directories": directories, "files": files}, check_mode=True)
+    assert plan["changed_paths"] == [str(top), str(nested), str(moded), str(nested / "reader.py"),
+                                     str(tmp_path / "a" / "entry.py")], plan
+    assert not top.exists() and not (tmp_path / "a").exists() and oct(moded.stat().st_mode & 0o7777) == "0o777"
+    res = module("host_files", {"directories": directories, "files": files})
+    assert res.get("failed") is not True, res
+    assert res["directories"] == {str(top): {"changed": True}, str(nested): {"changed": True},
+                                  str(moded): {"changed": True}}
+    assert res["changed_paths"] == [str(top), str(nested), str(moded), str(nested / "reader.py"),
+                                    str(tmp_path / "a" / "entry.py")]
+    assert (tmp_path / "a" / "entry.py").read_text() == "main()\n"
+    assert oct(top.stat().st_mode & 0o7777) == "0o755" and oct(nested.stat().st_mode & 0o7777) == "0o750"
+    assert nested.group() == "adm" and (nested / "reader.py").read_text() == "print()\n"
+    assert oct(moded.stat().st_mode & 0o7777) == "0o755" and kept.read_text() == "kept\n"
+    again = module("host_files", {"directories": directories, "files": files})
+    assert again["changed"] is False and again["changed_paths"] == [], again
+    # host_state's reading says which directories differ, on the controller
+    os.chmod(top, 0o700)
+    state = module("host_state", {"files": [str(top), str(nested), str(tmp_path / "gone")]})["files"]
+    wanted = directories[:2] + [{"path": str(tmp_path / "gone"), "mode": "0755"}]
+    assert files_differing(wanted, state, type="directory") == [wanted[0], wanted[2]]
+    with pytest.raises(AnsibleFilterError, match="each directory needs path and mode"):
+        files_differing([{"path": str(top)}], state, type="directory")
+
+
+def test_something_in_the_way_of_a_directory_is_named_and_nothing_is_made(tmp_path, module):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file\n")
+    res = module("host_files", {"directories": [{"path": str(tmp_path / "fresh"), "mode": "0755"},
+                                                {"path": str(blocker), "mode": "0755"},
+                                                {"path": str(blocker / "below"), "mode": "0755"}],
+                                "files": [{"path": str(tmp_path / "fresh" / "f"), "content": "x", "mode": "0644"}]})
+    assert res.get("failed") is True and res["changed"] is False, res
+    assert "%s: is in the way of a directory" % blocker in res["msg"], res["msg"]
+    assert "%s: %s is in the way (it is not a directory)" % (blocker / "below", blocker) in res["msg"], res["msg"]
+    assert not (tmp_path / "fresh").exists() and blocker.read_text() == "a file\n"
+    # a file in a directory below one that is made is not made with it
+    res = module("host_files", {"directories": [{"path": str(tmp_path / "made"), "mode": "0755"}],
+                                "files": [{"path": str(tmp_path / "made" / "below" / "f"), "content": "x", "mode": "0644"}]})
+    assert res.get("failed") is True and "its directory %s does not exist" % (tmp_path / "made" / "below") in res["msg"]
+    assert not (tmp_path / "made").exists()
