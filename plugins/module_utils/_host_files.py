@@ -124,7 +124,7 @@ def _made_by(path, directories):
 
 def check(files, check_mode=False, directories=()):
     """Every problem with the directories and files given, all at once (nothing is written when there is one). A
-    file's missing directory is not one when it is among the directories given; in check mode it is never one (a
+    file's missing directory is not one when the directories given make it; in check mode it is never one (a
     task before this one would have created it)."""
     problems, seen, making = [], set(), []
     for entry in directories:
