@@ -55,6 +55,12 @@ class Stager(object):
 
     def _open_source(self):
         src = self.p.get("source") or {}
+        if src.get("copy_from"):
+            # the action plugin replaces it with the path it copied the bundle to; a module run alone cannot copy
+            raise StageError("model %s: source.copy_from (%s) is a path on the controller, which only the "
+                             "model_stage action copies to the host; run the module through its action (the "
+                             "ragops.gpu_stack.model_stage task), or give source.path on the host"
+                             % (self.repo_id, src["copy_from"]))
         given = [k for k in ("path", "url", "hub") if src.get(k)]
         if len(given) > 1:
             raise StageError("model %s: give one source, path, url or hub; got %s" % (self.repo_id, ", ".join(given)))
@@ -388,6 +394,7 @@ STAGE_ARGS = dict(
         hub=dict(type="bool", default=False),
         endpoint=dict(type="str"),
         token=dict(type="str", no_log=True),
+        copy_from=dict(type="path"),
     )),
     verify=dict(type="str", default="quick", choices=["quick", "full"]),
     workers=dict(type="int"),

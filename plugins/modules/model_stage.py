@@ -99,6 +99,14 @@ options:
       token:
         description: Token for the mirror or the Hub; never logged and never written to the cache.
         type: str
+      copy_from:
+        description:
+          - A bundle tarball (as O(bundle_path) writes it) on the controller, for a host that lacks the model's
+            files. The action copies it to the host, into Ansible's remote temporary directory (where the C(copy)
+            module puts a file on its way too), stages from it as O(source.path) would, and removes it, in the
+            task's one call; in check mode nothing is copied and the plan comes from O(files). Not with
+            O(source.path), O(source.url) or O(source.hub).
+        type: path
   verify:
     description: C(quick) rehashes only files whose size, mtime or inode changed; C(full) rehashes every file.
     type: str

@@ -123,3 +123,44 @@ def test_the_first_fetch_locks_the_manifest_and_a_changed_source_is_refused(tmp_
     assert ("models lock %s: entry %s@%s does not match its own manifest_sha256 (edited by hand?); restore it from "
             "version control, or remove the entry to record the source again" % (lock, REPO, REV_A)) in " ".join(
                 edited.stdout.split()), edited.stdout[-3000:]
+
+
+@pytest.mark.slow
+def test_a_host_run_through_become_gets_its_bundle_in_the_one_staging_call(tmp_path):
+    """Where the module runs on the host (here: become, so not in the controller's process), model_stage's
+    action copies each bundle from the controller's cache into Ansible's remote temporary directory, stages from
+    it and removes it: no copy task, no incoming area, nothing left behind. A bundle that is not on the controller
+    is named, and nothing is staged."""
+    bundle(tmp_path / "bundle-a", REV_A, b'{"revision": "a"}')
+    service = {"name": "emb", "image": "rag-emb:1.0.0", "gpus": [0], "port": 8001, "vram_estimate_gb": 1,
+               "model": {"repo_id": REPO, "revision": REV_A, "source": {"bundle": str(tmp_path / "bundle-a")}}}
+    remote_tmp = tmp_path / "remote-tmp"
+    inv = tmp_path / "inv"
+    inv.mkdir()
+    (inv / "hosts.yml").write_text(yaml.safe_dump({"all": {
+        "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                 "ansible_become": True, "ansible_become_method": "su", "ansible_remote_tmp": str(remote_tmp),
+                 "gpu_stack_services": [service], "hf_models_overrides": {},
+                 "hf_models_controller_root": str(tmp_path / "controller"), "hf_models_min_free_bytes": 0},
+        "children": {"gpu_nodes": {"hosts": {"gpu-a": {"hf_models_root": str(tmp_path / "a")}}}}}}))
+    proc = hf_models(inv)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    staged = Path(snap.repo_dir(str(tmp_path / "a"), REPO)) / "snapshots" / REV_A / "config.json"
+    assert staged.read_bytes() == b'{"revision": "a"}'
+    assert "Copy the bundles" not in proc.stdout and not (tmp_path / "a" / ".incoming").exists()
+    assert remote_tmp.is_dir() and list(remote_tmp.iterdir()) == []
+
+    play = tmp_path / "play.yml"
+    missing = tmp_path / "controller" / "gone.tar"
+    play.write_text(yaml.safe_dump([{"hosts": "gpu_nodes", "gather_facts": False, "tasks": [{
+        "ragops.gpu_stack.model_stage": {"root": str(tmp_path / "b"), "models": [
+            {"repo_id": REPO, "revision": REV_A, "source": {"copy_from": str(missing)}}]}}]}]))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_LOCALHOST_WARNING="0")
+    bad = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), str(play), "-i", str(inv)],
+                         capture_output=True, text=True, env=env, check=False, timeout=300)
+    said = " ".join(bad.stdout.split())
+    assert bad.returncode != 0
+    assert ("model_stage: source.copy_from names no file on the controller (%s: %s); stage the models into the "
+            "controller's cache first (the hf_models role does). Nothing was copied or staged." % (REPO, missing)
+            ) in said, said[-3000:]
+    assert not (tmp_path / "b").exists() and list(remote_tmp.iterdir()) == []

@@ -327,3 +327,14 @@ def test_several_models_in_one_call(tmp_path, bundle):
     out = call([dict(models[0], source=None), dict(models[1], source=None)], verify="full")
     assert out["failed"] and out["msg"].startswith("1 of 2 model(s) failed: ")
     assert out["results"][0]["failed"] and not out["results"][1].get("failed") and data
+
+
+def test_a_controller_path_needs_the_action(tmp_path, bundle):
+    """source.copy_from is a path on the controller: only the action copies it; the module alone names the fix."""
+    src, _ = bundle
+    given = dict(params(tmp_path / "root", src), source={"copy_from": str(src)})
+    with pytest.raises(ms.StageError) as err:
+        ms.run(given)
+    assert ("model %s: source.copy_from (%s) is a path on the controller, which only the model_stage action copies "
+            "to the host; run the module through its action" % (REPO, src)) in str(err.value)
+    assert not (tmp_path / "root").exists()
