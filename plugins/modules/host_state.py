@@ -12,8 +12,8 @@ short_description: Read, in one call, the files, packages and services a role wo
 version_added: 0.3.0
 description:
   - The roles' first host task. It reads what the role's later tasks would change - files (type, owner, mode,
-    SHA-1 of the content, the content itself where asked), Debian packages (installed version, held or not) and
-    systemd units (active, enabled) - so that the role decides on the controller which of its tasks have
+    SHA-1 of the content, the content itself where asked), Debian packages (installed version, held or not),
+    systemd units (active, enabled) and, where asked, whether it reaches a URL - so that the role decides on the controller which of its tasks have
     something to do and runs only those (the way M(ansible.builtin.package_facts) and
     M(ansible.builtin.service_facts) read a host once). A converged host then costs one round trip per role
     instead of one per setting.
@@ -47,6 +47,18 @@ options:
     type: list
     elements: str
     default: []
+  urls:
+    description:
+      - HTTP(S) URLs the host asks with a HEAD request (redirects followed, O(timeout) seconds each), such as the
+        release file of an apt repository a role is about to add and install from (whether the host reaches it,
+        read with the rest). An answer other than a success is reported, never fatal.
+    type: list
+    elements: str
+    default: []
+  timeout:
+    description: Seconds to wait for each of O(urls).
+    type: int
+    default: 15
 """
 
 EXAMPLES = r"""
@@ -74,6 +86,11 @@ files:
   type: dict
   sample: {/etc/docker/daemon.json: {exists: true, type: file, owner: root, group: root, mode: "0644", size: 120,
            sha1: 0beec7b5ea3f0fdbc95d0dd47f3c5bc275da8a33}}
+urls:
+  description: Per URL of O(urls) C(status) (the HTTP status; -1 when nothing answered) and C(msg) (the reason).
+  returned: always
+  type: dict
+  sample: {http://127.0.0.1:8080/dists/stable/InRelease: {status: 200, msg: "OK (0 bytes)"}}
 packages:
   description: Per package C(version) (the installed version, null when not installed) and C(hold) (apt-mark hold).
   returned: always
@@ -91,6 +108,7 @@ services:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.urls import fetch_url
 
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._host_files import read_file
 
@@ -137,6 +155,17 @@ def read_services(module, names):
     return out
 
 
+def read_urls(module, urls, timeout):
+    """{url: {status, msg}}: each asked with HEAD, as ansible.builtin.uri would (the module's fetch_url)."""
+    out = {}
+    for url in urls:
+        resp, info = fetch_url(module, url, method="HEAD", timeout=timeout)
+        out[url] = {"status": info.get("status", -1), "msg": info.get("msg", "")}
+        if resp is not None:
+            resp.close()
+    return out
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -144,6 +173,8 @@ def main():
             contents=dict(type="list", elements="path", default=[]),
             packages=dict(type="list", elements="str", default=[]),
             services=dict(type="list", elements="str", default=[]),
+            urls=dict(type="list", elements="str", default=[]),
+            timeout=dict(type="int", default=15),
         ),
         supports_check_mode=True,
     )
@@ -151,10 +182,15 @@ def main():
     relative = [p for p in params["files"] + params["contents"] if not os.path.isabs(p)]
     if relative:
         module.fail_json(msg="host_state: %s: not absolute paths; give each file as /path/to/it" % ", ".join(relative))
+    not_http = [u for u in params["urls"] if not u.lower().startswith(("http://", "https://"))]
+    if not_http:
+        module.fail_json(msg="host_state: %s: not http(s) URLs; urls are asked with an HTTP HEAD, give each as "
+                             "http(s)://host/path" % ", ".join(not_http))
     files = {path: read_file(path) for path in params["files"]}
     files.update((path, read_file(path, with_content=True)) for path in params["contents"])
     module.exit_json(changed=False, files=files, packages=read_packages(module, params["packages"]),
-                     services=read_services(module, params["services"]))
+                     services=read_services(module, params["services"]),
+                     urls=read_urls(module, params["urls"], params["timeout"]))
 
 
 if __name__ == "__main__":

@@ -107,3 +107,42 @@ def test_units_are_unknown_where_systemd_cannot_be_asked(module, tmp_path):
     assert res.get("failed") is not True, res
     assert res["services"] == {n: {"active": "unknown", "enabled": "unknown", "loaded": "unknown"}
                                for n in ("docker", "cron")}
+
+
+def test_urls_are_asked_from_the_host_and_an_unreachable_one_is_reported_not_fatal(module):
+    """The reachability a role checks before adding a repository, read with the rest: a HEAD of each URL (here a
+    server on 127.0.0.1, a path it has, one it lacks, and a port nothing listens on)."""
+    import http.server
+    import socket
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):  # noqa: N802 (the handler's interface)
+            self.send_response(200 if self.path == "/dists/stable/InRelease" else 404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]  # bound, never listening: refused
+        base = "http://127.0.0.1:%d" % server.server_port
+        try:
+            res = module("host_state", {"urls": [base + "/dists/stable/InRelease", base + "/nope",
+                                                 "http://127.0.0.1:%d/InRelease" % closed], "timeout": 5})
+        finally:
+            server.shutdown()
+    assert res.get("failed") is not True, res
+    assert res["urls"][base + "/dists/stable/InRelease"]["status"] == 200
+    assert res["urls"][base + "/nope"]["status"] == 404
+    refused = res["urls"]["http://127.0.0.1:%d/InRelease" % closed]
+    assert refused["status"] == -1 and "refused" in refused["msg"].lower(), refused
+    assert res["files"] == {} and res["packages"] == {}
+
+    bad = module("host_state", {"urls": ["ftp://mirror/InRelease"]})
+    assert bad.get("failed") is True
+    assert bad["msg"] == ("host_state: ftp://mirror/InRelease: not http(s) URLs; urls are asked with an HTTP HEAD, "
+                          "give each as http(s)://host/path")
