@@ -54,7 +54,7 @@ class ActionModule(InProcessAction):
         if not copies:
             return super().run(tmp, task_vars)
         bad = ["%s: %s" % (m.get("repo_id") or "?", local) for m, local in copies if not os.path.isfile(local)]
-        both = [m.get("repo_id") or "?" for m, _ in copies if any(m["source"].get(k) for k in ("path", "url", "hub"))]
+        both = [m.get("repo_id") or "?" for m, _local in copies if any(m["source"].get(k) for k in ("path", "url", "hub"))]
         if bad or both:
             return {"failed": True, "changed": False, "msg": "model_stage: %s. Nothing was copied or staged." % "; ".join(
                 (["source.copy_from names no file on the controller (%s); stage the models into the controller's "

@@ -331,7 +331,7 @@ def test_several_models_in_one_call(tmp_path, bundle):
 
 def test_a_controller_path_needs_the_action(tmp_path, bundle):
     """source.copy_from is a path on the controller: only the action copies it; the module alone names the fix."""
-    src, _ = bundle
+    src = bundle[0]
     given = dict(params(tmp_path / "root", src), source={"copy_from": str(src)})
     with pytest.raises(ms.StageError) as err:
         ms.run(given)
