@@ -162,7 +162,8 @@ def up(count: int = 1, fixture: str = fixtures.DEFAULT, privileged: bool | None 
     for name in names:
         if docker("inspect", name, check=False).returncode == 0:
             docker("rm", "-f", name)
-            docker("volume", "rm", "-f", f"{name}-docker", check=False)
+        # a fresh node: none of an earlier one's Docker state (its volume outlives a container removed by hand)
+        docker("volume", "rm", "-f", f"{name}-docker", check=False)
         sdir = state_dir(name)
         shutil.rmtree(sdir, ignore_errors=True)
         sdir.mkdir(parents=True)

@@ -129,3 +129,25 @@ def test_another_checkouts_node_is_refused_not_taken_over(sim, tmp_path):
         assert nodes.owner(name) is None  # its checkout is gone: stale, this checkout may replace it
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+
+
+def test_a_node_boots_bare_even_where_an_earlier_ones_docker_volume_was_left(sim):
+    """A node whose container was removed by hand (`docker rm -f`) leaves its Docker volume behind; a node booted
+    under that name again starts without that Docker state (the benchmarks' "bare node" must be bare)."""
+    import subprocess
+
+    from gpusim import build, nodes
+
+    name, volume = "gpu-stalevol-01", "gpu-stalevol-01-docker"
+    subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+    subprocess.run(["docker", "volume", "create", volume], capture_output=True, check=True)
+    subprocess.run(["docker", "run", "--rm", "-v", "%s:/v" % volume, "--entrypoint", "touch", build.base_image(),
+                    "/v/left-by-an-earlier-node"], capture_output=True, check=True)
+    try:
+        nodes.up(prefix="gpu-stalevol", write_inventory=False)
+        listed = subprocess.run(["docker", "exec", name, "ls", "-A", "/var/lib/docker"], capture_output=True,
+                                text=True, check=True).stdout.split()
+        assert "left-by-an-earlier-node" not in listed, listed
+    finally:
+        nodes.remove(name)
+        subprocess.run(["docker", "volume", "rm", "-f", volume], capture_output=True, check=False)
