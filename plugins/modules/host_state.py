@@ -59,6 +59,13 @@ options:
     description: Seconds to wait for each of O(urls).
     type: int
     default: 15
+  facts:
+    description:
+      - Also return the host's OS facts that the collection's host roles read (the distribution, its version,
+        release and OS family, the running kernel), as C(ansible_facts), computed the way
+        M(ansible.builtin.setup) computes them; a play whose first read asks them gathers no facts after it.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -96,6 +103,13 @@ packages:
   returned: always
   type: dict
   sample: {docker.io: {version: 20.10.24+dfsg1-1+b3, hold: true}}
+ansible_facts:
+  description: With O(facts), the distribution facts (C(distribution), C(distribution_version),
+    C(distribution_major_version), C(distribution_release), C(os_family) and the others of setup's C(distribution)
+    collector) and C(kernel) (the running kernel's release).
+  returned: when O(facts)
+  type: dict
+  sample: {distribution: Debian, distribution_major_version: "12", os_family: Debian, kernel: 6.1.0-28-amd64}
 services:
   description:
     - Per unit C(active) (systemd's ActiveState), C(enabled) (UnitFileState) and C(loaded) (LoadState); C(unknown)
@@ -106,8 +120,10 @@ services:
 """
 
 import os
+import platform
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.facts.system.distribution import DistributionFactCollector
 from ansible.module_utils.urls import fetch_url
 
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._host_files import read_file
@@ -166,6 +182,14 @@ def read_urls(module, urls, timeout):
     return out
 
 
+def read_facts(module):
+    """The OS facts setup's distribution collector gives, and the kernel as its platform collector reads it (not the
+    rest of that collector: its host name lookup can wait on DNS)."""
+    facts = DistributionFactCollector().collect(module=module)
+    facts["kernel"] = platform.release()
+    return facts
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -175,6 +199,7 @@ def main():
             services=dict(type="list", elements="str", default=[]),
             urls=dict(type="list", elements="str", default=[]),
             timeout=dict(type="int", default=15),
+            facts=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
@@ -188,9 +213,10 @@ def main():
                              "http(s)://host/path" % ", ".join(not_http))
     files = {path: read_file(path) for path in params["files"]}
     files.update((path, read_file(path, with_content=True)) for path in params["contents"])
+    extra = {"ansible_facts": read_facts(module)} if params["facts"] else {}
     module.exit_json(changed=False, files=files, packages=read_packages(module, params["packages"]),
                      services=read_services(module, params["services"]),
-                     urls=read_urls(module, params["urls"], params["timeout"]))
+                     urls=read_urls(module, params["urls"], params["timeout"]), **extra)
 
 
 if __name__ == "__main__":

@@ -146,3 +146,22 @@ def test_urls_are_asked_from_the_host_and_an_unreachable_one_is_reported_not_fat
     assert bad.get("failed") is True
     assert bad["msg"] == ("host_state: ftp://mirror/InRelease: not http(s) URLs; urls are asked with an HTTP HEAD, "
                           "give each as http(s)://host/path")
+
+
+def test_the_os_facts_are_setups_own_and_only_asked_ones_come_back(module):
+    """The facts the host roles read (their OS checks, vars files and kernel headers), from the read a play starts
+    with instead of a setup call: the same values setup's min subset gives on this machine."""
+    import json
+    import sys
+    from pathlib import Path
+
+    res = module("host_state", {"facts": True})
+    assert res.get("failed") is not True, res
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible"), "localhost", "-m", "ansible.builtin.setup",
+                           "-a", "gather_subset=min", "-o"], capture_output=True, text=True, check=True,
+                          env=dict(os.environ, ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0"))
+    setup = json.loads(proc.stdout.split("=>", 1)[1])["ansible_facts"]
+    keys = ["distribution", "distribution_version", "distribution_major_version", "distribution_release",
+            "os_family", "kernel"]
+    assert {k: res["ansible_facts"][k] for k in keys} == {k: setup["ansible_" + k] for k in keys}
+    assert "ansible_facts" not in module("host_state", {})
