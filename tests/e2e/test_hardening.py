@@ -40,10 +40,16 @@ def test_a_daemon_json_that_cannot_be_read_stops_the_role_before_any_change(conv
     assert still_a_directory and run.recap(node.name)["changed"] == 0
 
 
-def test_a_daemon_json_dockerd_rejects_is_rolled_back_and_the_services_run_on(converged, ansible):
+@pytest.mark.parametrize("dockerd", ["running", "stopped"])
+def test_a_daemon_json_dockerd_rejects_is_rolled_back_and_the_services_run_on(converged, ansible, dockerd):
+    """A running dockerd is restarted with the new file; a stopped one (as on a host where Docker is about to be
+    installed) has the file merged before it starts and is started with it: either way the file dockerd rejects is
+    rolled back."""
     node = converged
     before, containers = node.sh("sha256sum %s" % DAEMON_JSON).stdout, running(node)
     node.dirty = True  # dockerd was restarted twice: let the next test that needs it re-converge
+    if dockerd == "stopped":  # live-restore: the containers run on without it
+        node.sh("systemctl stop docker.socket docker")
     run = ansible(ROLES, node.inventory, extra_vars={"test_roles": ["docker_engine"],
                                                      "docker_engine_daemon_json_extra": {"no-such-directive": True}})
     assert run.rc != 0
@@ -51,6 +57,8 @@ def test_a_daemon_json_dockerd_rejects_is_rolled_back_and_the_services_run_on(co
     assert ("dockerd on %s did not start with the new %s; the file as it was before this run is back and dockerd "
             "runs with it." % (node.name, DAEMON_JSON)) in said, said[-3000:]
     assert "no-such-directive" in said.split("dockerd said:", 1)[1]  # dockerd's own reason, from its journal
+    # a stopped dockerd has the file merged before it starts (and is started, not restarted, with it)
+    assert ("docker_engine : Configure the daemon before dockerd starts]" in run.out) == (dockerd == "stopped")
     assert node.sh("sha256sum %s" % DAEMON_JSON).stdout == before
     assert node.sh("docker version --format '{{.Server.Version}}'").stdout.strip()
     assert running(node) == containers  # live-restore: the same containers, never stopped
