@@ -70,6 +70,11 @@ def test_second_run_changes_nothing(converged, ansible):
     assert run.rc == 0, run
     assert run.recap(converged.name)["changed"] == 0, run
     assert not DEPRECATION_RE.search(run.out), [ln for ln in run.out.splitlines() if DEPRECATION_RE.search(ln)]
+    # handed-over readings: the preflight's read brings the OS facts (no role gathers them), the driver's and the
+    # toolkit's reads bring their repositories' files (apt_repo asks the host nothing); a skipped task prints nothing
+    assert "[ragops.gpu_stack.gpu_services : Read the collection's Python" in run.out, run.out[-3000:]
+    for asked in ("Gather the OS facts this role needs", "apt_repo : Read the keyring directory"):
+        assert asked not in run.out, asked
 
 
 def test_check_mode_on_the_converged_node_reports_no_change(converged, ansible):
