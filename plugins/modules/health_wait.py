@@ -37,6 +37,11 @@ options:
         description: How many times to ask at most (1 asks once, without waiting).
         type: int
         default: 1
+      container:
+        description:
+          - The name of the container that serves the URL. With O(containers), a check whose container is not
+            running is asked once, not O(checks[].attempts) times (it cannot become healthy while it waits).
+        type: str
   delay:
     description: Seconds between two attempts at one URL.
     type: float
@@ -45,6 +50,14 @@ options:
     description: Seconds one request may take.
     type: float
     default: 10
+  containers:
+    description:
+      - Also list the host's containers (all of them, running or not, as the Docker API lists them: C(Names),
+        C(State), C(Status), C(Labels), ...) before asking, in the same call (needs the Docker SDK for Python in the
+        interpreter the module runs with), and return them as RV(containers). A Docker engine that cannot be asked
+        fails the call, naming it.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -67,9 +80,18 @@ results:
   type: list
   elements: dict
   sample: [{url: "http://127.0.0.1:8001/health", status: 200, msg: OK, json: {status: ok}, attempts: 1, elapsed: 0.01}]
+containers:
+  description: With O(containers), the host's containers as Docker's API lists them (what
+    M(community.docker.docker_host_info) returns with C(containers_all) and C(verbose_output)), read before the first
+    request.
+  returned: when O(containers)
+  type: list
+  elements: dict
+  sample: [{Names: [/rag-embedding], State: running, Status: Up 3 hours (healthy), Labels: {}}]
 """
 
 import json
+import sys
 import threading
 import time
 import urllib.error
@@ -113,15 +135,36 @@ def wait_one(check, delay, timeout, out):
     out.update(res)
 
 
+def list_containers(module):
+    """Every container of the host's Docker engine, as its API lists them (DOCKER_HOST and the rest from the
+    environment, as docker's own client reads them)."""
+    try:
+        import docker  # the Docker SDK for Python, only for this option
+    except ImportError as exc:
+        module.fail_json(msg="health_wait: containers needs the Docker SDK for Python in %s (%s); run the module with "
+                             "the collection's Python (role host_python) or install it" % (sys.executable, exc))
+    try:
+        client = docker.APIClient(**docker.utils.kwargs_from_env())
+        try:
+            return client.containers(all=True)
+        finally:
+            client.close()
+    except docker.errors.DockerException as exc:
+        module.fail_json(msg="health_wait: the Docker engine could not be asked for its containers (%s); is dockerd "
+                             "running (systemctl status docker)?" % exc)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             checks=dict(type="list", elements="dict", required=True, options=dict(
                 url=dict(type="str", required=True),
                 attempts=dict(type="int", default=1),
+                container=dict(type="str"),
             )),
             delay=dict(type="float", default=2),
             timeout=dict(type="float", default=10),
+            containers=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
@@ -134,14 +177,21 @@ def main():
         bad.append("delay must be >= 0 and timeout > 0 (got delay=%s, timeout=%s)" % (p["delay"], p["timeout"]))
     if bad:
         module.fail_json(msg="health_wait: " + "; ".join(bad))
-    results = [{} for dummy in p["checks"]]
+    extra, checks = {}, p["checks"]
+    if p["containers"]:
+        extra["containers"] = list_containers(module)
+        running = {name.lstrip("/") for c in extra["containers"] if c.get("State") == "running"
+                   for name in c.get("Names") or []}
+        checks = [dict(c, attempts=1) if c["container"] is not None and c["container"] not in running else c
+                  for c in checks]
+    results = [{} for dummy in checks]
     threads = [threading.Thread(target=wait_one, args=(c, p["delay"], p["timeout"], r), daemon=True)
-               for c, r in zip(p["checks"], results)]
+               for c, r in zip(checks, results)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    module.exit_json(changed=False, results=results)
+    module.exit_json(changed=False, results=results, **extra)
 
 
 if __name__ == "__main__":

@@ -77,3 +77,38 @@ def test_unusable_arguments_are_refused_naming_each(module):
         "health_wait: checks[0]: url '127.0.0.1:8001/health' is not an http(s) URL; write e.g. "
         "http://127.0.0.1:8001/health; checks[1]: attempts 0 must be 1 or more; delay must be >= 0 and timeout > 0 "
         "(got delay=-1.0, timeout=10.0)")
+
+
+@pytest.mark.docker
+def test_with_the_containers_read_in_the_call_one_that_does_not_run_is_asked_once(server, module, sim):
+    """The containers come with the answers (one call), read first: an endpoint whose container is there but not
+    running, or not there at all, is asked once instead of waiting out its attempts; one whose container runs, or
+    that names none, is asked as before."""
+    import os
+    import subprocess
+
+    stopped = "ragops-health-wait-test-%d" % os.getpid()
+    subprocess.run(["docker", "create", "--name", stopped, sim["base_image"], "true"], check=True, capture_output=True)
+    try:
+        res = module("health_wait", {"checks": [{"url": server + "/bad", "attempts": 3, "container": stopped},
+                                                {"url": server + "/bad", "attempts": 3, "container": stopped + "-gone"},
+                                                {"url": server + "/late", "attempts": 5}],
+                                     "delay": 0.05, "timeout": 5, "containers": True})
+    finally:
+        subprocess.run(["docker", "rm", "-f", stopped], check=True, capture_output=True)
+    assert res.get("failed") is not True, res
+    created, gone, late = res["results"]
+    assert (created["status"], created["attempts"]) == (500, 1)
+    assert (gone["status"], gone["attempts"]) == (500, 1)
+    assert (late["status"], late["attempts"]) == (200, 3)
+    mine = [c for c in res["containers"] if "/" + stopped in c["Names"]]
+    assert len(mine) == 1 and mine[0]["State"] == "created", mine
+    assert "containers" not in module("health_wait", {"checks": [{"url": server + "/ok"}]})
+
+
+def test_containers_without_a_docker_engine_to_ask_fail_naming_it(server, module):
+    res = module("health_wait", {"checks": [{"url": server + "/ok"}], "containers": True},
+                 env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    assert res.get("failed") is True
+    assert res["msg"].startswith("health_wait: the Docker engine could not be asked for its containers ("), res
+    assert res["msg"].endswith("); is dockerd running (systemctl status docker)?")
