@@ -52,8 +52,8 @@ options:
     default: 10
   containers:
     description:
-      - Also list the host's containers (all of them, running or not, as the Docker API lists them: C(Names),
-        C(State), C(Status), C(Labels), ...) before asking, in the same call (needs the Docker SDK for Python in the
+      - Also list the host's containers (all of them, running or not, as the Docker API lists them, with C(Names),
+        C(State), C(Status), C(Labels) and the rest) before asking, in the same call (needs the Docker SDK for Python in the
         interpreter the module runs with), and return them as RV(containers). A Docker engine that cannot be asked
         fails the call, naming it.
     type: bool
