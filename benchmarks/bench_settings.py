@@ -1,6 +1,6 @@
 """The Ansible settings of ansible.cfg, each measured: the converged site.yml rerun on one simulated node with
-the project's settings, then with one setting changed (pipelining off; a JSON fact cache, which spares the
-one minimal fact gathering per run; the free strategy is not measured: site.yml's run_once tasks stage the
+the project's settings, then with one setting changed (pipelining off; a JSON fact cache, which would spare a fact
+gathering, though site.yml gathers none: its first read returns the facts the roles need; the free strategy is not measured: site.yml's run_once tasks stage the
 union of every host's models and need the linear strategy). Median of --rounds reruns each, interleaved.
 
     .venv/bin/python benchmarks/bench_settings.py [--rounds 3]

@@ -2,7 +2,8 @@
 idempotent second run and check mode (targets: first run at most 50 s, median of the runs; the second
 run at most 25 % of the first, in the same run), with the controller's CPU seconds of each, and where the
 first run's time goes: the CPU seconds of the controller, the node and the whole machine, its cores busy
-(of the machine's), and its seconds and tasks per role.
+(of the machine's), and its seconds and tasks per role and by what each task cost (over a second, a host round
+trip, the controller alone).
 
     .venv/bin/python benchmarks/bench_site.py [--runs N]
 
@@ -18,6 +19,18 @@ import statistics
 from pathlib import Path
 
 from common import ROOT, by_role, machine_busy, node_cpu, nodes, playbook_cpu, remove, save, task_times
+
+
+def by_length(times):
+    """A run's tasks by what they cost: over a second each (named: the installs, copies and loads), from 0.15 s to a
+    second (the other host round trips: a module run on the node costs at least about that), and under 0.15 s (what
+    the controller decides alone: facts, asserts, includes, skipped tasks). Counts and seconds."""
+    long = [[t, s] for t, s in times if s >= 1.0]
+    trips = [s for _t, s in times if 0.15 <= s < 1.0]
+    local = [s for _t, s in times if s < 0.15]
+    return {"over_1s": {"tasks": len(long), "seconds": round(sum(s for _t, s in long), 1), "each": long},
+            "0.15_to_1s": {"tasks": len(trips), "seconds": round(sum(trips), 1)},
+            "under_0.15s": {"tasks": len(local), "seconds": round(sum(local), 1)}}
 
 
 def one_run():
@@ -46,7 +59,9 @@ def one_run():
                                     "machine": round(busy1 - busy0, 1)},
                 "first_run_cores_busy": round((busy1 - busy0) / first, 2),
                 "first_run_by_role": by_role(task_times(out1)),
+                "first_run_by_length": by_length(task_times(out1)),
                 "second_run_by_role": by_role(task_times(out2)),
+                "second_run_by_length": by_length(task_times(out2)),
                 "second_run_slowest": [[t, s] for t, s in task_times(out2)[:15]]}
     finally:
         remove(names)
