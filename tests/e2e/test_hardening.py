@@ -194,3 +194,25 @@ def test_registry_credentials_do_not_stay_on_the_host_when_the_pull_fails(conver
     assert "changed: [%s]" % node.name in logout, logout
     assert "127.0.0.1:5055" not in json.dumps(json.loads(config).get("auths", {})), config
     assert "s3cret-test" not in run.out
+
+
+def test_a_toolkit_installed_under_a_running_dockerd_restarts_it_so_that_gpus_can_be_given(converged, ansible):
+    """dockerd looks for the toolkit's hook once, when it starts, to offer --gpus (device requests): a toolkit installed
+    while dockerd runs, with its runtime already in daemon.json (the merge changes nothing), still restarts dockerd, and
+    the smoke test's container sees its GPU. The services run on through the restart (live-restore)."""
+    node = converged
+    node.dirty = True  # the toolkit was removed and dockerd restarted
+    node.sh("DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq --allow-change-held-packages "
+            "nvidia-container-toolkit nvidia-container-toolkit-base >/dev/null && systemctl restart docker")
+    containers = running(node)
+    image = node.sh("docker inspect -f '{{.Config.Image}}' %s" % containers[0].split()[0]).stdout.strip()
+    # dockerd started without the hook: it cannot give a container a GPU (what the services' restarts would meet)
+    refused = node.sh("docker run --rm --network none --gpus device=0 %s true" % image, check=False)
+    assert refused.returncode != 0 and "could not select device driver" in refused.stderr, refused.stderr
+    run = ansible(ROLES, node.inventory, extra_vars={"test_roles": ["nvidia_container_toolkit"]})
+    said = " ".join(run.out.split())
+    assert run.rc == 0, said[-3000:]
+    assert "the toolkit (its hook): dockerd restarts to find it" in said
+    assert "sees exactly that GPU" in said  # the smoke test's container, given GPU 0
+    assert node.sh("docker run --rm --network none --gpus device=0 %s true" % image, check=False).returncode == 0
+    assert running(node) == containers  # live-restore: the same containers, never stopped
