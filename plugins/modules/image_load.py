@@ -9,13 +9,13 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: image_load
 short_description: Load a Docker image from a tarball only where the host lacks it
-version_added: 0.3.0
+version_added: 0.4.0
 description:
   - Asks the host's Docker engine whether it has the image O(name). Where it has not and a tarball is given, the
     tarball is loaded, and the image must be there afterwards (a tarball that holds other images fails the task,
     naming what it held).
   - The task's action copies O(src), a tarball on the controller, to the host only where the image is missing (into
-    Ansible's remote temporary directory, removed after the load, loaded or not): a host that has the image costs one
+    Ansible's remote temporary directory, removed after the load, loaded or not); a host that has the image costs one
     call, one without it the tarball's copy and one call more. No checksum of the copy is taken; the engine checks
     every layer's digest while it loads.
   - In check mode nothing is copied or loaded; the task reports the load it would make.
