@@ -32,7 +32,7 @@ STAGING = {"Create the image staging directory", "Copy the image tarballs", "Loa
            # role gpu_metrics, new in this release: node_exporter and the metrics reader, beside the services
            "Install Debian's node_exporter", "Start node_exporter now and at boot",
            "Install the reader (the collection's NVML engine and the renderer) and its service and timer units",
-           "Start the timer now and at boot", "Write the metrics now",
+           "Start node_exporter and the reader's timer now and at boot, and write the metrics now",
            # role host_python: the modules' virtualenv gains its pinned pip (pip is in the hash-locked requirements now)
            "Copy the wheels to the host (one tarball)",
            "Install the pinned packages into the virtualenv, from those wheels only (hashes checked)"}
