@@ -205,7 +205,7 @@ def test_a_toolkit_installed_under_a_running_dockerd_restarts_it_so_that_gpus_ca
     node.sh("DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq --allow-change-held-packages "
             "nvidia-container-toolkit nvidia-container-toolkit-base >/dev/null && systemctl restart docker")
     containers = running(node)
-    image = node.sh("docker inspect -f '{{.Config.Image}}' %s" % containers[0].split()[0]).stdout.strip()
+    image = node.sh("docker inspect -f '{{.Config.Image}}' %s" % containers.split()[0]).stdout.strip()
     # dockerd started without the hook: it cannot give a container a GPU (what the services' restarts would meet)
     refused = node.sh("docker run --rm --network none --gpus device=0 %s true" % image, check=False)
     assert refused.returncode != 0 and "could not select device driver" in refused.stderr, refused.stderr
