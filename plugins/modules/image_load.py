@@ -81,10 +81,6 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._docker_client import (
     DOCKER_CLIENT_ARGS, HAS_DOCKER, EngineError, api_error_text, client, is_not_found)
 
-ARGS = dict(name=dict(type="str", required=True), src=dict(type="path"), path=dict(type="path"))
-ARGS.update(copy.deepcopy(DOCKER_CLIENT_ARGS))
-ARGS["api_timeout"]["default"] = 600
-
 
 def has_image(api, name):
     try:
@@ -135,7 +131,10 @@ def run(params, check_mode):
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGS, mutually_exclusive=[("src", "path")], supports_check_mode=True)
+    argument_spec = dict(name=dict(type="str", required=True), src=dict(type="path"), path=dict(type="path"))
+    argument_spec.update(copy.deepcopy(DOCKER_CLIENT_ARGS))
+    argument_spec["api_timeout"]["default"] = 600  # a load of several GB
+    module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=[("src", "path")], supports_check_mode=True)
     if module.params["src"] is not None:
         module.fail_json(msg="image_load: src is the controller's file, copied by the task's action; run the module "
                              "as a task (ragops.gpu_stack.image_load), or give path, a tarball on the host")
