@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 
+from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
 MODULE = "ragops.gpu_stack.image_load"
@@ -32,7 +33,7 @@ class ActionModule(ActionBase):
             return result
         try:
             local = self._find_needle("files", src)
-        except Exception:  # pylint: disable=broad-except  (AnsibleError and its kin: the message below says it)
+        except AnsibleError:  # not found: the message below says so
             local = None
         if local is None or not os.path.isfile(local):
             result.update(failed=True, msg="image_load: src %s is not a file on the controller; give the image's "

@@ -139,9 +139,9 @@ def run_units(params, check_mode, run):
         try:
             done.append(one(run, unit, check_mode, params["journal_lines"]))
         except UnitError as exc:
-            return {"failed": True, "changed": any(u["changed"] for u in done) or params["daemon_reload"],
-                    "units": done, "msg": "host_units: %s%s" % (exc, "; the units before it were changed"
-                                                                 if any(u["changed"] for u in done) else "")}
+            before = any(u["changed"] for u in done)
+            return {"failed": True, "changed": before, "units": done,
+                    "msg": "host_units: %s%s" % (exc, "; the units before it were changed" if before else "")}
     return {"changed": any(u["changed"] for u in done), "units": done}
 
 
