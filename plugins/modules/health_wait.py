@@ -58,6 +58,23 @@ options:
         fails the call, naming it.
     type: bool
     default: false
+  gpus:
+    description:
+      - Also read the GPUs after the wait, in the same call, as M(ragops.gpu_stack.gpu_info) reads them (its engine, with
+        O(gpus.thresholds) and its hard O(gpus.timeout); a missing, broken or hung driver is reported in the reading, not
+        fatal), and return the reading as RV(gpus): what the services hold once they answer. Needs nvidia-ml-py in the
+        interpreter the module runs with. Not read when not given.
+    type: dict
+    suboptions:
+      thresholds:
+        description: As M(ragops.gpu_stack.gpu_info)'s O(ragops.gpu_stack.gpu_info#module:thresholds) (unset keys keep
+          the defaults; an unknown key or a bad value fails the call, naming it).
+        type: dict
+        default: {}
+      timeout:
+        description: Seconds NVML may take.
+        type: int
+        default: 15
 """
 
 EXAMPLES = r"""
@@ -88,6 +105,11 @@ containers:
   type: list
   elements: dict
   sample: [{Names: [/rag-embedding], State: running, Status: Up 3 hours (healthy), Labels: {}}]
+gpus:
+  description: With O(gpus), the GPUs as M(ragops.gpu_stack.gpu_info) returns them, read after the wait.
+  returned: when O(gpus)
+  type: dict
+  sample: {driver_state: ok, driver_version: 550.127.05, gpus: [], health: {status: ok}}
 """
 
 import json
@@ -98,6 +120,8 @@ import urllib.error
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import open_url
+
+from ansible_collections.ragops.gpu_stack.plugins.module_utils._gpu_info import NvmlError, check_thresholds, gather
 
 BODY_LIMIT = 4096
 
@@ -165,6 +189,10 @@ def main():
             delay=dict(type="float", default=2),
             timeout=dict(type="float", default=10),
             containers=dict(type="bool", default=False),
+            gpus=dict(type="dict", options=dict(
+                thresholds=dict(type="dict", default={}),
+                timeout=dict(type="int", default=15),
+            )),
         ),
         supports_check_mode=True,
     )
@@ -175,6 +203,10 @@ def main():
             for i, c in enumerate(p["checks"]) if c["attempts"] < 1]
     if p["delay"] < 0 or p["timeout"] <= 0:
         bad.append("delay must be >= 0 and timeout > 0 (got delay=%s, timeout=%s)" % (p["delay"], p["timeout"]))
+    if p["gpus"] is not None:
+        bad += check_thresholds(p["gpus"]["thresholds"], "gpus.thresholds")
+        if p["gpus"]["timeout"] < 1:
+            bad.append("gpus.timeout %d must be 1 or more (seconds NVML may take)" % p["gpus"]["timeout"])
     if bad:
         module.fail_json(msg="health_wait: " + "; ".join(bad))
     extra, checks = {}, p["checks"]
@@ -191,6 +223,12 @@ def main():
         t.start()
     for t in threads:
         t.join()
+    if p["gpus"] is not None:
+        try:
+            extra["gpus"] = gather(p["gpus"]["thresholds"], p["gpus"]["timeout"], tolerate_missing_driver=True)
+        except NvmlError as exc:
+            module.fail_json(msg="health_wait: NVML failed reading the GPUs after the wait: %s" % exc,
+                             nvml_error=exc.name, results=results, **extra)
     module.exit_json(changed=False, results=results, **extra)
 
 

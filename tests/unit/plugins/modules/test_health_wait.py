@@ -112,3 +112,23 @@ def test_containers_without_a_docker_engine_to_ask_fail_naming_it(server, module
     assert res.get("failed") is True
     assert res["msg"].startswith("health_wait: the Docker engine could not be asked for its containers ("), res
     assert res["msg"].endswith("); is dockerd running (systemctl status docker)?")
+
+
+def test_the_gpus_are_read_after_the_wait_in_the_same_call(server, module, machine, nvml_lib, tmp_path):
+    """gpu_info's reading, after the answers, in the one call (its engine over the real pynvml and the stand-in
+    library); a driver that cannot be loaded is reported in the reading, not fatal; a bad threshold is named."""
+    machine()
+    with_lib = {"LD_LIBRARY_PATH": str(nvml_lib)}
+    res = module("health_wait", {"checks": [{"url": server + "/ok"}], "gpus": {"thresholds": {"temperature_warn_c": 75}}},
+                 env=with_lib)
+    assert res.get("failed") is not True, res
+    assert res["results"][0]["status"] == 200
+    gpus = res["gpus"]
+    assert (gpus["driver_state"], gpus["driver_version"], len(gpus["gpus"])) == ("ok", "550.127.05", 8), gpus
+    assert gpus["health"]["thresholds"]["temperature_warn_c"] == 75 and gpus["health"]["status"] == "ok"
+    assert "gpus" not in module("health_wait", {"checks": [{"url": server + "/ok"}]}, env=with_lib)
+    gone = module("health_wait", {"checks": [{"url": server + "/ok"}], "gpus": {}}, env={"LD_LIBRARY_PATH": str(tmp_path)})
+    assert gone.get("failed") is not True and gone["gpus"]["driver_state"] != "ok", gone
+    bad = module("health_wait", {"checks": [{"url": server + "/ok"}], "gpus": {"thresholds": {"memory_alert_pct": 150}}},
+                 env=with_lib)
+    assert bad["failed"] and "gpus.thresholds: memory_alert_pct 150 is not a percentage (0-100)" in bad["msg"], bad
