@@ -145,6 +145,33 @@ def ansible():
     return ansible_playbook
 
 
+def module_steps(node, module, tmp_path, steps, python=None):
+    """Run one module's tasks on the node in order, through ansible-playbook; each task's registered result, in order
+    (a failed one with its msg: the tasks ignore errors so that every step runs). A step is {"args": ..., "check":
+    True for check mode}; `python` is the interpreter on the node."""
+    import yaml
+
+    out = tmp_path / "results.json"
+    tasks = []
+    for i, step in enumerate(steps):
+        task = {"name": "step %d" % i, "ragops.gpu_stack.%s" % module: step["args"], "register": "r%d" % i,
+                "ignore_errors": True}
+        if python:
+            task["vars"] = {"ansible_python_interpreter": python}
+        if step.get("check"):
+            task["check_mode"] = True
+        tasks.append(task)
+    tasks.append({"name": "collect", "ansible.builtin.copy": {
+        "content": "{{ [%s] | to_json }}" % ", ".join("r%d" % i for i in range(len(steps))),
+        "dest": str(out), "mode": "0644"}, "delegate_to": "localhost"})
+    pb = tmp_path / "steps.yml"
+    pb.write_text(yaml.safe_dump([{"name": module, "hosts": node.name, "gather_facts": False, "tasks": tasks}],
+                                 sort_keys=False))
+    run = ansible_playbook(pb, node.inventory)
+    assert run.rc == 0, run
+    return json.loads(out.read_text())
+
+
 # ---------------------------------------------------------------------------------------------
 # simulated nodes
 

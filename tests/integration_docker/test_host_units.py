@@ -6,10 +6,9 @@ call naming it (with the service's own words from its journal). No mocked system
 
 from __future__ import annotations
 
-import json
 
 import pytest
-import yaml
+from conftest import module_steps
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -18,27 +17,6 @@ UNITS = {
     "t-units-once.service": "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo ran >> /var/tmp/t-units-once'\n",
     "t-units-fails.service": "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo the reader says no; exit 3'\n",
 }
-
-
-def play(node, ansible, tmp_path, steps):
-    """Run host_units tasks in order; returns each task's result (failures included, with their msg)."""
-    out = tmp_path / "results.json"
-    tasks = []
-    for i, step in enumerate(steps):
-        task = {"name": "step %d" % i, "ragops.gpu_stack.host_units": step["args"], "register": "r%d" % i,
-                "ignore_errors": True}
-        if step.get("check"):
-            task["check_mode"] = True
-        tasks.append(task)
-    tasks.append({"name": "collect", "ansible.builtin.copy": {
-        "content": "{{ [%s] | to_json }}" % ", ".join("r%d" % i for i in range(len(steps))),
-        "dest": str(out), "mode": "0644"}, "delegate_to": "localhost"})
-    pb = tmp_path / "play.yml"
-    pb.write_text(yaml.safe_dump([{"name": "host_units", "hosts": node.name, "gather_facts": False,
-                                   "tasks": tasks}], sort_keys=False))
-    run = ansible(pb, node.inventory)
-    assert run.rc == 0, run
-    return json.loads(out.read_text())
 
 
 def state(node, name):
@@ -60,11 +38,11 @@ def units(converged_node):
             + " ".join("/etc/systemd/system/%s" % n for n in UNITS) + "; systemctl daemon-reload")
 
 
-def test_units_are_changed_only_where_not_as_wanted(units, ansible, tmp_path):
+def test_units_are_changed_only_where_not_as_wanted(units, tmp_path):
     node = units
     want = [{"name": "t-units-daemon.service", "state": "started", "enabled": True},
             {"name": "t-units-once.service", "state": "started"}]
-    check, apply, again, stop, restart = play(node, ansible, tmp_path, [
+    check, apply, again, stop, restart = module_steps(node, "host_units", tmp_path, [
         {"args": {"daemon_reload": True, "units": want}, "check": True},
         {"args": {"daemon_reload": True, "units": want}},
         {"args": {"units": want}},
@@ -83,10 +61,10 @@ def test_units_are_changed_only_where_not_as_wanted(units, ansible, tmp_path):
     assert [u["actions"] for u in again["units"]][0] == [] and state(node, "t-units-once.service")[0] == "inactive"
 
 
-def test_a_unit_that_fails_or_that_systemd_does_not_know_is_named(units, ansible, tmp_path):
+def test_a_unit_that_fails_or_that_systemd_does_not_know_is_named(units, tmp_path):
     node = units
     node.sh("systemctl daemon-reload")
-    failed, unknown = play(node, ansible, tmp_path, [
+    failed, unknown = module_steps(node, "host_units", tmp_path, [
         {"args": {"units": [{"name": "t-units-once.service", "state": "started"},
                             {"name": "t-units-fails.service", "state": "started"},
                             {"name": "t-units-daemon.service", "state": "started"}]}},

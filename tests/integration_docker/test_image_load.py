@@ -6,37 +6,15 @@ src with path each stop with a message that names them. No mocked engine."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 
 import pytest
-import yaml
+from conftest import module_steps
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 VENV_PY = "/opt/ragops/venv/bin/python"
 IMAGE = "t-image-load:1"
-
-
-def play(node, ansible, tmp_path, steps):
-    """Run image_load tasks in order; returns each task's result (failures included, with their msg)."""
-    out = tmp_path / "results.json"
-    tasks = []
-    for i, step in enumerate(steps):
-        task = {"name": "step %d" % i, "ragops.gpu_stack.image_load": step["args"], "register": "r%d" % i,
-                "ignore_errors": True, "vars": {"ansible_python_interpreter": VENV_PY}}
-        if step.get("check"):
-            task["check_mode"] = True
-        tasks.append(task)
-    tasks.append({"name": "collect", "ansible.builtin.copy": {
-        "content": "{{ [%s] | to_json }}" % ", ".join("r%d" % i for i in range(len(steps))),
-        "dest": str(out), "mode": "0644"}, "delegate_to": "localhost"})
-    pb = tmp_path / "play.yml"
-    pb.write_text(yaml.safe_dump([{"name": "image_load", "hosts": node.name, "gather_facts": False,
-                                   "tasks": tasks}], sort_keys=False))
-    run = ansible(pb, node.inventory)
-    assert run.rc == 0, run
-    return json.loads(out.read_text())
 
 
 def has(node, image):
@@ -61,10 +39,10 @@ def tarball(converged_node, tmp_path):
     node.sh("docker rmi %s >/dev/null 2>&1 || true" % IMAGE)
 
 
-def test_loads_only_where_the_host_lacks_the_image_and_leaves_no_copy(converged_node, ansible, tmp_path, tarball):
+def test_loads_only_where_the_host_lacks_the_image_and_leaves_no_copy(converged_node, tmp_path, tarball):
     node = converged_node
     assert not has(node, IMAGE)
-    check, apply, again, asked = play(node, ansible, tmp_path, [
+    check, apply, again, asked = module_steps(node, "image_load", tmp_path, python=VENV_PY, steps=[
         {"args": {"name": IMAGE, "src": str(tarball)}, "check": True},
         {"args": {"name": IMAGE, "src": str(tarball)}},
         {"args": {"name": IMAGE, "src": str(tarball)}},
@@ -78,9 +56,9 @@ def test_loads_only_where_the_host_lacks_the_image_and_leaves_no_copy(converged_
     assert copies_left(node) == []
 
 
-def test_each_bad_input_stops_naming_it(converged_node, ansible, tmp_path, tarball):
+def test_each_bad_input_stops_naming_it(converged_node, tmp_path, tarball):
     node = converged_node
-    other, missing, both, absent = play(node, ansible, tmp_path, [
+    other, missing, both, absent = module_steps(node, "image_load", tmp_path, python=VENV_PY, steps=[
         {"args": {"name": "t-image-load:2", "src": str(tarball)}},
         {"args": {"name": IMAGE, "src": str(tmp_path / "no-such.tar")}},
         {"args": {"name": IMAGE, "src": str(tarball), "path": "/tmp/x.tar"}},
