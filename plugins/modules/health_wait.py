@@ -62,7 +62,7 @@ options:
     description:
       - Also read the GPUs after the wait, in the same call, as M(ragops.gpu_stack.gpu_info) reads them (its engine, with
         O(gpus.thresholds) and its hard O(gpus.timeout); a missing, broken or hung driver is reported in the reading, not
-        fatal), and return the reading as RV(gpus): what the services hold once they answer. Needs nvidia-ml-py in the
+        fatal), and return the reading as RV(gpus) (what the services hold once they answer). Needs nvidia-ml-py in the
         interpreter the module runs with. Not read when not given.
     type: dict
     suboptions:
