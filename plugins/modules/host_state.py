@@ -123,8 +123,6 @@ import os
 import platform
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.facts.system.distribution import DistributionFactCollector
-from ansible.module_utils.urls import fetch_url
 
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._host_files import read_file
 
@@ -173,6 +171,8 @@ def read_services(module, names):
 
 def read_urls(module, urls, timeout):
     """{url: {status, msg}}: each asked with HEAD, as ansible.builtin.uri would (the module's fetch_url)."""
+    from ansible.module_utils.urls import fetch_url
+
     out = {}
     for url in urls:
         resp, info = fetch_url(module, url, method="HEAD", timeout=timeout)
@@ -185,6 +185,8 @@ def read_urls(module, urls, timeout):
 def read_facts(module):
     """The OS facts setup's distribution collector gives, and the kernel as its platform collector reads it (not the
     rest of that collector: its host name lookup can wait on DNS)."""
+    from ansible.module_utils.facts.system.distribution import DistributionFactCollector
+
     facts = DistributionFactCollector().collect(module=module)
     facts["kernel"] = platform.release()
     return facts

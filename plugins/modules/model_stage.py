@@ -240,7 +240,6 @@ root:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.urls import fetch_url
 
 from ansible_collections.ragops.gpu_stack.plugins.module_utils._model_stage import (
     STAGE_ARGS, STAGE_RULES, StageError, run, run_each)
@@ -252,6 +251,9 @@ def main():
     module = AnsibleModule(argument_spec=STAGE_ARGS, supports_check_mode=True, **STAGE_RULES)
 
     def fetch(url, headers=None):
+        # imported when a model is fetched, not on every comparison (it costs the host a tenth of a second)
+        from ansible.module_utils.urls import fetch_url
+
         return fetch_url(module, url, headers=headers, timeout=60)
 
     try:
