@@ -89,6 +89,37 @@ def test_a_change_on_a_gpu_reaches_the_scrape_within_the_interval(converged):
         node.sh("systemctl start ragops-gpu-metrics.service")
 
 
+# Each thing the role keeps, broken alone: a converged host skips the deployment on the role's one read
+# (__gpu_metrics_deploy_needed), so each must open that gate by itself and be put back.
+DRIFTS = {
+    "timer stopped and disabled": ("systemctl disable --now ragops-gpu-metrics.timer",
+                                   "systemctl is-active ragops-gpu-metrics.timer; systemctl is-enabled ragops-gpu-metrics.timer",
+                                   "active\nenabled"),
+    "reader edited": ("echo '# edited' >> /opt/ragops/gpu-metrics/ragops_gpu_metrics.py",
+                      "grep -c '# edited' /opt/ragops/gpu-metrics/ragops_gpu_metrics.py || true", "0"),
+    "node_exporter stopped": ("systemctl stop prometheus-node-exporter",
+                              "systemctl is-active prometheus-node-exporter", "active"),
+    "textfile removed": ("rm %s" % TEXTFILE, "test -s %s && echo there" % TEXTFILE, "there"),
+}
+
+
+@pytest.mark.parametrize("drift", sorted(DRIFTS))
+def test_each_drift_of_the_metrics_is_put_back_by_the_role(converged, ansible, drift):
+    node = converged
+    breaks, check, healthy = DRIFTS[drift]
+    assert node.sh(check, check=False).stdout.strip() == healthy  # as converged
+    node.sh(breaks)
+    try:
+        run = ansible(ROLES, node.inventory, extra_vars={"test_roles": ["gpu_metrics"]})
+        now = node.sh(check, check=False).stdout.strip()
+    finally:
+        node.sh("systemctl enable --now ragops-gpu-metrics.timer prometheus-node-exporter; "
+                "sed -i '/^# edited$/d' /opt/ragops/gpu-metrics/ragops_gpu_metrics.py; "
+                "test -e %s || systemctl start ragops-gpu-metrics.service" % TEXTFILE, check=False)
+    assert run.rc == 0 and run.recap(node.name)["changed"] >= 1, run
+    assert now == healthy, (drift, now)
+
+
 def test_the_switch_removes_the_reader_and_puts_it_back(converged, ansible):
     node = converged
     containers = node.sh("docker ps -q --no-trunc | sort").stdout
